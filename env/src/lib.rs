@@ -1,1 +1,18 @@
-//! placeholder
+//! `toolenv`: the host side of tool-use reinforcement learning.
+//!
+//! Tools are WebAssembly modules described by JSON Schemas ([`tooldef`]), registered in a TOML
+//! config ([`config`], [`registry`]) and run in a wasmtime sandbox ([`sandbox`]) that gives every
+//! call a fresh, isolated instance with bounded CPU, memory and output. An [`episode::Episode`]
+//! holds the per-episode state of stateful tools. The crate knows nothing about gradients; the
+//! `trainer` crate builds on it.
+
+pub mod config;
+pub mod episode;
+pub mod registry;
+pub mod sandbox;
+pub mod tooldef;
+
+pub use config::{EnvConfig, LoadedConfig};
+pub use episode::Episode;
+pub use registry::{LoadError, Registry, Tool};
+pub use sandbox::{CallOutcome, HostError, ToolError};

@@ -1,1 +1,7 @@
-fn main() {}
+//! Integration tests that cross crates: real wasm tools and hostile guests run through the
+//! registry, one module per feature (wasmtime's `tests/all` layout).
+
+mod common;
+mod determinism;
+mod limits;
+mod loading;

@@ -1,0 +1,93 @@
+//! On-disk cache of compiled modules, so a tool is compiled once per machine, not once per start.
+//!
+//! The key is the SHA-256 of the wasm bytes together with the engine's compatibility hash (its
+//! version and every codegen setting), so a changed module or a changed engine config misses the
+//! cache instead of loading stale code. Entries are written to a temporary file and renamed into
+//! place, so a crash mid-write never leaves a torn artifact. A cache that cannot be read or
+//! written only costs a compilation: it is never an error.
+
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use wasmtime::{Engine, Module};
+
+/// Where compiled artifacts live; `None` disables caching.
+#[derive(Debug, Clone)]
+pub struct ModuleCache {
+    dir: Option<PathBuf>,
+}
+
+impl ModuleCache {
+    /// A cache in `dir`, created on first write.
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        ModuleCache { dir }
+    }
+
+    /// The platform's default location: `$XDG_CACHE_HOME/toolenv` or `~/.cache/toolenv`.
+    pub fn default_dir() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("toolenv"))
+    }
+
+    /// Loads the compiled form of `wasm` from the cache, or compiles and stores it.
+    pub fn load_or_compile(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Module> {
+        let Some(dir) = &self.dir else {
+            return Module::new(engine, wasm);
+        };
+        let path = dir.join(format!("{}.cwasm", key(engine, wasm)));
+        if let Ok(bytes) = std::fs::read(&path) {
+            if let Ok(module) = deserialize(engine, &bytes) {
+                return Ok(module);
+            }
+            tracing::warn!(path = %path.display(), "ignoring unusable cached module");
+        }
+        let module = Module::new(engine, wasm)?;
+        if let Err(e) = module
+            .serialize()
+            .and_then(|b| Ok(write_atomic(&path, &b)?))
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not cache compiled module");
+        }
+        Ok(module)
+    }
+}
+
+fn key(engine: &Engine, wasm: &[u8]) -> String {
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
+    let mut h = Sha256::new();
+    h.update(wasm);
+    h.update(engine_hash.finish().to_le_bytes());
+    h.finalize()
+        .iter()
+        .take(20)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Deserializes an artifact this cache wrote.
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+    // SAFETY: `Module::deserialize` trusts its input to be wasmtime's own output. Our entries are
+    // written only by `load_or_compile` from `Module::serialize`, named by a hash of the source and
+    // of the engine configuration, and renamed into place whole; wasmtime itself rejects artifacts
+    // from another version or configuration with an error. The cache directory must not be
+    // writable by anyone the host does not trust, as with any compiled code it runs.
+    unsafe { Module::deserialize(engine, bytes) }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

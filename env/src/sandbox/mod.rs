@@ -1,0 +1,232 @@
+//! The wasm sandbox: one shared engine, tools compiled once, a fresh isolated instance per call.
+//!
+//! Isolation is by construction rather than by filtering. A guest gets exactly the WASI imports
+//! of `wasi_snapshot_preview1` wired to a context that has no environment variables, no
+//! arguments beyond its name, no sockets, no preopened directory unless the tool's config grants
+//! one (`/data` read-only, `/state` read-write per episode), a frozen clock and seeded
+//! randomness. Each call runs in a new `Store` with its own fuel, epoch deadline, memory cap
+//! and bounded output pipes, instantiated from a pre-linked `InstancePre` on the pooling
+//! allocator, which is what makes a call cost tens of microseconds.
+
+mod cache;
+mod call;
+pub mod determinism;
+mod limits;
+mod outcome;
+mod pipe;
+mod virtual_time;
+
+pub use cache::ModuleCache;
+pub use call::{CallSpec, Preopens};
+pub use limits::{LimitOverrides, Limits, MemoryLimitExceeded};
+pub use outcome::{CallOutcome, ToolError, Violation};
+pub use pipe::OutputOverflow;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstancePre, Linker, Module, PoolingAllocationConfig};
+
+/// How long one epoch tick lasts; `timeout_ms` is counted in these.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Engine-wide settings (the parts of the config that are not per tool).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Largest memory cap of any tool, in bytes: the pooling allocator's slot size.
+    pub max_memory_bytes: u64,
+    /// How many instances may be alive at once (concurrent calls).
+    pub max_instances: u32,
+    /// Where compiled modules are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Faults of the host, not of the tool: these are `Err`, never observations.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The wasmtime engine could not be configured.
+    #[error("cannot create the wasm engine: {0}")]
+    Engine(String),
+    /// A per-episode state directory or a data directory could not be opened.
+    #[error("cannot open directory {path} for the guest: {message}")]
+    Preopen {
+        /// The host path.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Instantiation failed for a reason that is not the guest's (e.g. the instance pool is
+    /// exhausted because more calls run at once than `max_instances`).
+    #[error("cannot instantiate tool `{tool}`: {message}")]
+    Instantiate {
+        /// The tool.
+        tool: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Why a module cannot become a tool. Reported at load time with the config's file and field.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// Neither a wasm binary nor WebAssembly text.
+    #[error("not a wasm module (no `\\0asm` header) nor valid WebAssembly text: {0}")]
+    Invalid(String),
+    /// A wasm binary that wasmtime rejects: malformed, or needing more than the sandbox
+    /// allows (e.g. a larger initial memory than the biggest memory cap).
+    #[error("cannot be compiled for the sandbox: {0}")]
+    Compile(String),
+    /// A component (wasm32-wasip2) rather than a core module.
+    #[error("is a WebAssembly component (wasm32-wasip2); tools must be wasm32-wasip1 command modules for now: build with `--target wasm32-wasip1`")]
+    Component,
+    /// No `_start` export: a library (reactor) rather than a command.
+    #[error("exports no `_start` function: a tool must be a WASI command module (a binary with `fn main`), not a library")]
+    NoStart,
+    /// An import the linker cannot satisfy (a WASI function that does not exist, a wrong type).
+    #[error("cannot be linked against WASI preview 1: {0}")]
+    Link(String),
+    /// An import outside `wasi_snapshot_preview1`, which the sandbox does not provide.
+    #[error("imports `{module}::{name}`, which the sandbox does not provide (only wasi_snapshot_preview1 is available)")]
+    Import {
+        /// Import module.
+        module: String,
+        /// Import name.
+        name: String,
+    },
+}
+
+/// The per-call store state: the guest's WASI context and its memory limiter.
+pub(crate) struct CallState {
+    wasi: wasmtime_wasi::p1::WasiP1Ctx,
+    limiter: limits::Limiter,
+}
+
+/// A module compiled and linked, ready to be instantiated per call.
+#[derive(Clone)]
+pub struct PreparedModule {
+    pre: InstancePre<CallState>,
+}
+
+/// The shared engine, linker and cache. Cheap to share across threads (`&Sandbox` is `Sync`).
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: ModuleCache,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Sandbox {
+    /// Builds the engine (fuel, epoch interruption, pooling allocator) and the WASI linker.
+    pub fn new(settings: &EngineSettings) -> Result<Self, HostError> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(settings.max_instances)
+            .total_memories(settings.max_instances)
+            .total_tables(settings.max_instances)
+            .total_component_instances(0)
+            .total_stacks(0)
+            .max_memory_size(settings.max_memory_bytes.try_into().unwrap_or(usize::MAX))
+            // Zeroing a small resident prefix with memset is cheaper than madvise + page faults
+            // for the first pages every guest touches (stack and data).
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 16);
+        let mut config = Config::new();
+        config
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(1 << 20)
+            .allocation_strategy(pool);
+        let engine = Engine::new(&config).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut CallState| &mut s.wasi)
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        virtual_time::install(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(&engine, ticker_stop.clone());
+        Ok(Sandbox {
+            engine,
+            linker,
+            cache: ModuleCache::new(settings.cache_dir.clone()),
+            ticker_stop,
+        })
+    }
+
+    /// Compiles (or loads from the cache) and links `wasm`, checking that it is a command module
+    /// whose every import the sandbox provides.
+    pub fn prepare(&self, wasm: &[u8]) -> Result<PreparedModule, PrepareError> {
+        if wasmparser_is_component(wasm) {
+            return Err(PrepareError::Component);
+        }
+        let module: Module =
+            self.cache
+                .load_or_compile(&self.engine, wasm)
+                .map_err(|e| match wasm.starts_with(b"\0asm") {
+                    true => PrepareError::Compile(format!("{e:#}")),
+                    false => PrepareError::Invalid(format!("{e:#}")),
+                })?;
+        for import in module.imports() {
+            if import.module() != "wasi_snapshot_preview1" {
+                return Err(PrepareError::Import {
+                    module: import.module().to_string(),
+                    name: import.name().to_string(),
+                });
+            }
+        }
+        if !matches!(
+            module.get_export("_start"),
+            Some(wasmtime::ExternType::Func(_))
+        ) {
+            return Err(PrepareError::NoStart);
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        Ok(PreparedModule { pre })
+    }
+
+    /// Runs one call in a fresh instance. See [`CallSpec`] for what the call gets.
+    pub fn run(
+        &self,
+        module: &PreparedModule,
+        spec: &CallSpec<'_>,
+    ) -> Result<(Result<serde_json::Value, ToolError>, u64), HostError> {
+        call::run(self, module, spec)
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] so stores can have wall-clock deadlines.
+/// Holds only a weak reference: the thread ends once the sandbox is dropped.
+fn spawn_ticker(engine: &Engine, stop: Arc<AtomicBool>) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("toolenv-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        // Fuel still bounds every call; only the wall-clock backstop is lost.
+        tracing::warn!(error = %e, "cannot start the epoch ticker; wall-clock deadlines are off");
+    }
+}
+
+/// A component starts with the same magic as a module but a different version/layer field.
+fn wasmparser_is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[4..8] == [0x0d, 0x00, 0x01, 0x00]
+}
