@@ -5,3 +5,4 @@ mod common;
 mod determinism;
 mod limits;
 mod loading;
+mod tools;

@@ -1,0 +1,131 @@
+//! The `toolenv` binary end to end: real config, real wasm tools, real processes.
+
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn toolenv(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_toolenv"))
+        .args(args)
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run toolenv");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("toolenv output")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn tools_lists_every_registered_tool() {
+    let out = toolenv(&["tools", "--json"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let tools: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = tools
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["calculator", "unit_convert", "kv_store", "search"]);
+    assert!(tools
+        .iter()
+        .all(|t| t["function"]["parameters"]["type"] == "object"));
+
+    let out = toolenv(&["tools", "--config", "env/config.toml"], "");
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("/state per episode"));
+}
+
+#[test]
+fn call_prints_the_result_or_the_error_with_exit_codes() {
+    let out = toolenv(&["call", "calculator", r#"{"expression": "2+3*4"}"#], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), r#"{"value":14}"#);
+
+    let out = toolenv(&["call", "calculator", r#"{"expression": "1/0"}"#], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("division by zero"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = toolenv(&["call", "calculator", r#"{"expression": 5}"#], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("invalid_arguments"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = toolenv(&["call", "calculator", "{not json"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not valid JSON"));
+
+    let out = toolenv(
+        &["call", "calculator", "{}", "--config", "no/such.toml"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no/such.toml"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn batch_keeps_input_order_and_episode_state() {
+    let mut input = String::new();
+    for i in 0..300 {
+        let line = json!({"name": "calculator", "arguments": {"expression": format!("{i}*2")}});
+        input.push_str(&format!("{line}\n"));
+    }
+    input.push('\n');
+    input.push_str("{\"name\": \"kv_store\", \"arguments\": {\"op\": \"set\", \"key\": \"k\", \"value\": [1, 2]}, \"episode\": \"e1\"}\n");
+    input.push_str("{\"name\": \"kv_store\", \"arguments\": {\"op\": \"get\", \"key\": \"k\"}, \"episode\": \"e1\"}\n");
+    input.push_str("{\"name\": \"kv_store\", \"arguments\": {\"op\": \"get\", \"key\": \"k\"}, \"episode\": \"e2\"}\n");
+    input.push_str("this is not json\n");
+    input.push_str("{\"name\": \"nope\", \"arguments\": {}}\n");
+
+    let out = toolenv(&["batch", "--jobs", "2"], &input);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 305, "one output line per non-blank input line");
+    for (i, line) in lines[..300].iter().enumerate() {
+        assert_eq!(line, &json!({"ok": {"value": i * 2}}), "line {i}");
+    }
+    assert_eq!(lines[300], json!({"ok": {"ok": true, "key": "k"}}));
+    assert_eq!(lines[301], json!({"ok": {"key": "k", "value": [1, 2]}}));
+    assert_eq!(
+        lines[302]["error"]["kind"], "exit",
+        "episodes do not share state"
+    );
+    assert_eq!(lines[303]["error"]["kind"], "bad_request");
+    assert!(
+        lines[303]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 305:"),
+        "input line numbers count blank lines too"
+    );
+    assert_eq!(lines[304]["error"]["kind"], "unknown_tool");
+}
