@@ -1,1 +1,3 @@
-//! placeholder
+//! Tool-use RL environment: the tool-integrated-reasoning (TIR) text format and the rewards.
+
+pub mod reward;

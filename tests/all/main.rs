@@ -1,1 +1,2 @@
-fn main() {}
+//! Integration tests: one binary, one module per feature.
+mod reward;
