@@ -14,7 +14,11 @@ fn every_vector_matches_the_reference() {
     let text = std::fs::read_to_string(VECTORS).expect("read the shared reward vectors");
     let mut checked = 0;
     let mut failures = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let case: Value = serde_json::from_str(line).expect("vector line is JSON");
         let rubric = Rubric::for_variant(case["variant"].as_str().unwrap()).unwrap();
         let truth = GroundTruth::parse(case["ground_truth"].as_str().unwrap()).unwrap();
