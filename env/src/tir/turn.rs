@@ -159,9 +159,9 @@ fn section<'a>(text: &'a str, tag: Tag, issues: &mut Vec<TurnIssue>) -> Option<(
 
 /// The calls of a block starting at byte `offset` of `text`.
 fn block(text: &str, offset: usize, content: &str) -> Vec<ParsedCall> {
-    let mut line = 1 + text[..offset].matches('\n').count();
+    let first_line = 1 + text[..offset].matches('\n').count();
     let mut calls = Vec::new();
-    for raw in content.split('\n') {
+    for (line, raw) in (first_line..).zip(content.split('\n')) {
         let trimmed = raw.trim_start();
         let indent = raw.len() - trimmed.len();
         let trimmed = trimmed.trim_end();
@@ -171,7 +171,6 @@ fn block(text: &str, offset: usize, content: &str) -> Vec<ParsedCall> {
                 result: parse_call(trimmed, line, indent),
             });
         }
-        line += 1;
     }
     calls
 }
