@@ -79,7 +79,7 @@ fn a_bad_ground_truth_stops_the_run_with_code_2() {
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        err.contains("input line 3") && err.contains("tool call 2"),
+        err.contains("input line 3") && err.contains("line 2 of its <tool_call> block"),
         "{err}"
     );
 }

@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use super::format::Shape;
 use super::py::py_strip;
+use crate::tir::json_message;
 
 /// Python's `text.split("<tool_call>")[1].split("</tool_call>")[0]`: the text after the first
 /// `<tool_call>`, cut at the next `<tool_call>` or `</tool_call>`; `None` without `<tool_call>`.
@@ -55,8 +56,8 @@ pub struct GroundTruth {
 /// A ground truth whose own tool calls are not JSON: a data error, never scored.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error(
-    "ground truth tool call {call} (line {call} of its <tool_call> block) is not valid JSON \
-     at column {column}: {message}: {snippet:?}"
+    "ground truth: line {call} of its <tool_call> block is not valid JSON \
+     (column {column}: {message}): {snippet:?}"
 )]
 pub struct GroundTruthError {
     /// 1-based line of the offending call within the `<tool_call>` block.
@@ -82,7 +83,7 @@ impl GroundTruth {
                         serde_json::from_str(line).map_err(|e| GroundTruthError {
                             call: i + 1,
                             column: e.column(),
-                            message: e.to_string(),
+                            message: json_message(&e),
                             snippet: line.chars().take(80).collect(),
                         })
                     })

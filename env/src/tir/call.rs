@@ -142,7 +142,7 @@ pub fn parse_call(text: &str, line: usize, indent: usize) -> Result<ToolCall, Ca
     let value: Value = serde_json::from_str(text).map_err(|e| CallError::BadJson {
         line,
         column: e.column() + indent,
-        message: without_position(&e),
+        message: json_message(&e),
     })?;
     let Value::Object(mut object) = value else {
         return Err(CallError::NotAnObject {
@@ -173,8 +173,9 @@ pub fn parse_call(text: &str, line: usize, indent: usize) -> Result<ToolCall, Ca
     Ok(ToolCall { name, parameters })
 }
 
-/// serde_json's message without its " at line L column C" suffix (we report our own position).
-fn without_position(e: &serde_json::Error) -> String {
+/// serde_json's message without its " at line L column C" suffix, for errors that report their
+/// own position.
+pub fn json_message(e: &serde_json::Error) -> String {
     let full = e.to_string();
     match full.rfind(" at line ") {
         Some(at) => full[..at].to_owned(),

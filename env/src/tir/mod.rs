@@ -11,7 +11,7 @@ mod call;
 mod render;
 mod turn;
 
-pub use call::{parse_call, CallError, JsonKind, ToolCall};
+pub use call::{json_message, parse_call, CallError, JsonKind, ToolCall};
 pub use render::{
     parse_observation, render_call, render_call_observations, render_observation,
     render_tool_calls, render_turn, to_python_json, CallObservation, PythonFormatter,

@@ -116,7 +116,7 @@ mod tests {
         assert_eq!(out.lines().count(), 1);
         let msg = r.unwrap_err().to_string();
         assert!(
-            msg.starts_with("input line 2: ground truth tool call 1"),
+            msg.starts_with("input line 2: ground truth: line 1 of its"),
             "{msg}"
         );
         let (_, r) = run_on(r#"{"ground_truth": ""}"#);
