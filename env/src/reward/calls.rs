@@ -5,6 +5,12 @@
 //! keeps any JSON value, not only well-formed calls: a list or a string on a line is still "a call"
 //! until the scoring looks inside it. Scores depend on those details, so they live here rather
 //! than in [`crate::tir`].
+//!
+//! Lines are decoded with serde_json (objects keep their key order, a repeated key keeps its first
+//! position and last value, floats are read exactly), which agrees with Python's `json.loads` on
+//! everything but extensions and limits: `NaN`/`Infinity` literals, unpaired `\uD800`-style escapes,
+//! numbers beyond the double range and nesting deeper than 128 are not JSON here (the call scores
+//! `lo`; in a ground truth it is a data error), and integers beyond 64 bits compare as doubles.
 
 use serde_json::Value;
 use thiserror::Error;
