@@ -100,3 +100,10 @@ fn malformed_lines_are_named() {
         assert!(err.contains(needle), "{err}");
     }
 }
+
+#[test]
+fn an_unknown_variant_flag_is_an_error_before_any_input() {
+    let out = toolenv_reward(&["--variant", "default+nope"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("\"nope\""));
+}

@@ -54,6 +54,9 @@ pub fn run(args: RewardArgs) -> anyhow::Result<ExitCode> {
 
 fn score_lines(args: &RewardArgs, input: impl BufRead, out: &mut impl Write) -> anyhow::Result<()> {
     let mut rubrics: HashMap<String, Rubric> = HashMap::new();
+    // A bad --variant is an error even when every line names its own.
+    let flag_rubric = Rubric::for_variant(&args.variant).context("--variant")?;
+    rubrics.insert(args.variant.clone(), flag_rubric);
     // Completions of one prompt usually arrive together: reuse the last ground truth read.
     let mut last_truth: Option<(String, GroundTruth)> = None;
     for (index, line) in input.lines().enumerate() {
