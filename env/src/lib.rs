@@ -3,13 +3,17 @@
 //! Tools are WebAssembly modules described by JSON Schemas ([`tooldef`]), registered in a TOML
 //! config ([`config`], [`registry`]) and run in a wasmtime sandbox ([`sandbox`]) that gives every
 //! call a fresh, isolated instance with bounded CPU, memory and output. An [`episode::Episode`]
-//! holds the per-episode state of stateful tools. The crate knows nothing about gradients; the
+//! holds the per-episode state of stateful tools. [`tir`] parses and renders the
+//! tool-integrated-reasoning text format, and [`reward`] scores it (ToolRL's reward, exact to the
+//! reference, plus execution-aware rewards). The crate knows nothing about gradients; the
 //! `trainer` crate builds on it.
 
 pub mod config;
 pub mod episode;
 pub mod registry;
+pub mod reward;
 pub mod sandbox;
+pub mod tir;
 pub mod tooldef;
 
 pub use config::{EnvConfig, LoadedConfig};

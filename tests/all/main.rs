@@ -1,8 +1,10 @@
 //! Integration tests that cross crates: real wasm tools and hostile guests run through the
-//! registry, one module per feature (wasmtime's `tests/all` layout).
+//! registry, the reward against the shared vectors; one module per feature (wasmtime's
+//! `tests/all` layout).
 
 mod common;
 mod determinism;
 mod limits;
 mod loading;
+mod reward;
 mod tools;

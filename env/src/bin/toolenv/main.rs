@@ -1,9 +1,10 @@
 //! `toolenv`: the environment's command line. Each subcommand lives in its own module; this file
 //! parses arguments and owns the exit codes: 0 success, 1 a tool error (`call`), 2 anything else
-//! (bad config, bad input, a host fault).
+//! (bad config, bad input such as an unparsable ground truth, a host fault).
 
 mod batch;
 mod call;
+mod reward;
 mod tools;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,8 @@ enum Command {
     Call(call::Args),
     /// Run JSONL calls from stdin, in parallel, printing one result line per input line, in order.
     Batch(batch::Args),
+    /// Score completions (JSONL on stdin) with the ToolRL reward, one score line per input line.
+    Reward(reward::RewardArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Tools(args) => tools::run(args),
         Command::Call(args) => call::run(args),
         Command::Batch(args) => batch::run(args),
+        Command::Reward(args) => reward::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,251 @@
+//! Execution-aware rewards for multi-step episodes, beside ToolRL's single-turn rubric.
+//!
+//! ToolRL scores one turn against a reference turn. An episode that really executes tools can also
+//! be judged by its outcome: did the final `<response>` give the expected answer, how many calls
+//! ran without error, and how close each turn came to its reference turn. These are pure functions
+//! over [`Episode`], each with a stable [`EpisodeReward::name`] to log it under.
+
+use super::calls::GroundTruth;
+use super::rubric::Rubric;
+
+/// What happened to one executed tool call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The tool ran and returned a result.
+    Ok,
+    /// The call failed: invalid arguments, unknown tool, tool error, trap, limit exceeded.
+    Error,
+}
+
+/// One assistant turn of an episode.
+#[derive(Debug, Clone, Copy)]
+pub struct EpisodeTurn<'a> {
+    /// The assistant text of the turn.
+    pub text: &'a str,
+    /// The reference turn, when the dataset has one for this point of the dialogue.
+    pub ground_truth: Option<&'a GroundTruth>,
+    /// The outcome of each tool call the turn made, in order.
+    pub calls: &'a [CallOutcome],
+}
+
+/// A finished episode.
+#[derive(Debug, Clone, Copy)]
+pub struct Episode<'a> {
+    /// The assistant turns, in order; the last one holds the final answer.
+    pub turns: &'a [EpisodeTurn<'a>],
+    /// The expected final answer, when the task has one.
+    pub expected_answer: Option<&'a str>,
+    /// The training step (the ToolRL ranges of some variants move with it).
+    pub step: u64,
+}
+
+impl Episode<'_> {
+    /// The content of the first `<response>` of the last turn, trimmed; `None` without one.
+    pub fn final_response(&self) -> Option<&str> {
+        response_of(self.turns.last()?.text)
+    }
+}
+
+/// The content of the first `<response>…</response>` in `text`, trimmed (to the end if unclosed).
+pub fn response_of(text: &str) -> Option<&str> {
+    let start = text.find("<response>")? + "<response>".len();
+    let rest = &text[start..];
+    Some(
+        rest.find("</response>")
+            .map_or(rest, |end| &rest[..end])
+            .trim(),
+    )
+}
+
+/// A reward over a whole episode, logged under its name.
+pub trait EpisodeReward {
+    /// The name to log the reward under.
+    fn name(&self) -> &'static str;
+    /// The reward of `episode`.
+    fn score(&self, episode: &Episode<'_>) -> f64;
+}
+
+/// 1 if the final response equals the expected answer after trimming, else 0 (also 0 without a
+/// final response or an expected answer).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnswerExactMatch;
+
+impl EpisodeReward for AnswerExactMatch {
+    fn name(&self) -> &'static str {
+        "answer_exact_match"
+    }
+
+    fn score(&self, episode: &Episode<'_>) -> f64 {
+        match (episode.final_response(), episode.expected_answer) {
+            (Some(got), Some(want)) => indicator(got == want.trim()),
+            _ => 0.0,
+        }
+    }
+}
+
+/// 1 if the final response matches the expected answer after normalisation (see
+/// [`answers_match`]), else 0.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnswerNormalizedMatch;
+
+impl EpisodeReward for AnswerNormalizedMatch {
+    fn name(&self) -> &'static str {
+        "answer_normalized_match"
+    }
+
+    fn score(&self, episode: &Episode<'_>) -> f64 {
+        match (episode.final_response(), episode.expected_answer) {
+            (Some(got), Some(want)) => indicator(answers_match(got, want)),
+            _ => 0.0,
+        }
+    }
+}
+
+/// The fraction of the episode's tool calls that executed without error; 1 when it made none (no
+/// call failed), so that answering directly is not penalised by this term.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ToolSuccessRate;
+
+impl EpisodeReward for ToolSuccessRate {
+    fn name(&self) -> &'static str {
+        "tool_success_rate"
+    }
+
+    fn score(&self, episode: &Episode<'_>) -> f64 {
+        let outcomes = episode.turns.iter().flat_map(|t| t.calls);
+        let (ok, all) = outcomes.fold((0usize, 0usize), |(ok, all), o| {
+            (ok + usize::from(*o == CallOutcome::Ok), all + 1)
+        });
+        if all == 0 {
+            1.0
+        } else {
+            ok as f64 / all as f64
+        }
+    }
+}
+
+/// ToolRL correctness of each turn that has a reference turn, averaged over those turns (0 when
+/// none has one).
+#[derive(Debug, Clone, Default)]
+pub struct MeanTurnCorrectness {
+    /// The rubric whose correctness term is averaged.
+    pub rubric: Rubric,
+}
+
+impl EpisodeReward for MeanTurnCorrectness {
+    fn name(&self) -> &'static str {
+        "mean_turn_correctness"
+    }
+
+    fn score(&self, episode: &Episode<'_>) -> f64 {
+        let scores: Vec<f64> = episode
+            .turns
+            .iter()
+            .filter_map(|t| {
+                let truth = t.ground_truth?;
+                Some(self.rubric.correctness(t.text, truth, episode.step))
+            })
+            .collect();
+        if scores.is_empty() {
+            0.0
+        } else {
+            scores.iter().sum::<f64>() / scores.len() as f64
+        }
+    }
+}
+
+fn indicator(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Relative tolerance for numeric answers.
+const NUMERIC_TOLERANCE: f64 = 1e-6;
+
+/// Whether two answers agree: as numbers within a relative tolerance of 1e-6 when both read as
+/// numbers (thousands separators and a trailing period allowed), else as text after
+/// [`normalize_answer`].
+pub fn answers_match(got: &str, want: &str) -> bool {
+    if let (Some(a), Some(b)) = (as_number(got), as_number(want)) {
+        return (a - b).abs() <= NUMERIC_TOLERANCE * a.abs().max(b.abs()).max(1.0);
+    }
+    normalize_answer(got) == normalize_answer(want)
+}
+
+fn as_number(s: &str) -> Option<f64> {
+    let s = s.trim().trim_end_matches('.').replace(',', "");
+    s.parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+/// The usual answer normalisation (SQuAD's): lower case, punctuation removed, the articles
+/// "a", "an", "the" dropped, white space collapsed to single spaces.
+pub fn normalize_answer(s: &str) -> String {
+    let lowered: String = s
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_punctuation() { ' ' } else { c })
+        .collect();
+    lowered
+        .split_whitespace()
+        .filter(|w| !matches!(*w, "a" | "an" | "the"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers() {
+        assert!(answers_match("The Eiffel Tower!", "eiffel  tower"));
+        assert!(answers_match("1,000", "1000.0"));
+        assert!(answers_match("3.1415927", "3.14159265"));
+        assert!(!answers_match("3.14", "3.15"));
+        assert!(!answers_match("Paris", "London"));
+        assert_eq!(normalize_answer("  A cat's  toy. "), "cat s toy");
+    }
+
+    #[test]
+    fn episode_rewards() {
+        let truth = GroundTruth::parse(
+            "<think></think>\n<tool_call>\n{\"name\": \"f\", \"parameters\": {}}\n</tool_call>",
+        )
+        .unwrap();
+        let turns = [
+            EpisodeTurn {
+                text: "<think></think>\n<tool_call>\n{\"name\": \"f\", \"parameters\": {}}\n</tool_call>",
+                ground_truth: Some(&truth),
+                calls: &[CallOutcome::Ok, CallOutcome::Error],
+            },
+            EpisodeTurn {
+                text: "<think></think>\n<tool_call>\n{\"name\": \"g\"}\n</tool_call>",
+                ground_truth: Some(&truth),
+                calls: &[CallOutcome::Ok],
+            },
+            EpisodeTurn {
+                text: "<think> done </think>\n<response> The answer is 42 </response>",
+                ground_truth: None,
+                calls: &[],
+            },
+        ];
+        let episode = Episode {
+            turns: &turns,
+            expected_answer: Some("the answer is 42."),
+            step: 0,
+        };
+        assert_eq!(episode.final_response(), Some("The answer is 42"));
+        assert_eq!(AnswerExactMatch.score(&episode), 0.0);
+        assert_eq!(AnswerNormalizedMatch.score(&episode), 1.0);
+        assert_eq!(ToolSuccessRate.score(&episode), 2.0 / 3.0);
+        // Turn 1 exact (3), turn 2 wrong name (names 0, M 2 → -3).
+        assert_eq!(MeanTurnCorrectness::default().score(&episode), 0.0);
+        assert_eq!(
+            MeanTurnCorrectness::default().name(),
+            "mean_turn_correctness"
+        );
+    }
+}
