@@ -5,7 +5,6 @@
 
 mod eval;
 mod lexer;
-mod number;
 mod tool;
 
 fn main() {

@@ -24,7 +24,7 @@ pub fn calculate(args: Args) -> Result<Value, String> {
     }
     let tokens = crate::lexer::tokenize(&args.expression)?;
     let value = crate::eval::evaluate(&tokens, chars)?;
-    Ok(json!({ "value": crate::number::to_json(value)? }))
+    Ok(json!({ "value": guest::number::to_json(value)? }))
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! tool error. This crate keeps that protocol in one place so every tool is just a function
 //! `fn(args) -> Result<Value, String>`, testable natively.
 
+pub mod number;
+
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::io::{Read, Write};

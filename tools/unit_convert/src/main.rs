@@ -4,7 +4,6 @@
 //! The binary only wires the tool function to the guest contract; the logic lives in the modules
 //! so it is tested natively.
 
-mod number;
 mod tool;
 mod units;
 

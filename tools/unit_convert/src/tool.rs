@@ -1,8 +1,8 @@
 //! The tool's entry point: decodes the arguments, converts through the category's base unit and
 //! shapes the result.
 
-use crate::number::to_json;
 use crate::units::{lookup, Category, ABSOLUTE_ZERO_C};
+use guest::number::to_json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
