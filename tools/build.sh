@@ -12,6 +12,6 @@ for t in "${TOOLS[@]}"; do args+=(-p "$t"); done
 cargo build --quiet --profile wasm --target wasm32-wasip1 "${args[@]}"
 mkdir -p tools/wasm
 for t in "${TOOLS[@]}"; do
-    cp "target/wasm32-wasip1/wasm/$t.wasm" "tools/wasm/$t.wasm"
+    cp "${CARGO_TARGET_DIR:-target}/wasm32-wasip1/wasm/$t.wasm" "tools/wasm/$t.wasm"
 done
 echo "built ${#TOOLS[@]} tools into tools/wasm/"
