@@ -8,8 +8,10 @@
 //! reference, plus execution-aware rewards). The crate knows nothing about gradients; the
 //! `trainer` crate builds on it.
 
+pub mod chat;
 pub mod config;
 pub mod episode;
+pub mod policy;
 pub mod registry;
 pub mod reward;
 pub mod sandbox;
