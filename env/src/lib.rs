@@ -14,6 +14,7 @@ pub mod episode;
 pub mod policy;
 pub mod registry;
 pub mod reward;
+pub mod rollout;
 pub mod sandbox;
 pub mod tir;
 pub mod tooldef;

@@ -1,0 +1,389 @@
+//! Multi-turn rollouts: a policy writes TIR turns, the sandbox runs the calls, observations go
+//! back, until the policy responds or a limit is reached.
+//!
+//! Each turn is parsed with the TIR codec. Lines of the `<tool_call>` block that are not valid
+//! calls become error entries of the observation, so the model learns from them; valid calls run
+//! in the wasm sandbox on tokio's blocking pool (never on the async executor), bounded by a
+//! semaphore shared by every episode of the [`Roller`]. Calls of one turn run concurrently, except
+//! calls to stateful tools, which run one after another in the order written so that a `set`
+//! before a `get` in one turn means what it says. The observation lists every line's outcome in
+//! order.
+
+mod prompt;
+mod trajectory;
+
+pub use prompt::{render, system_prompt, PromptStyle, Step};
+pub use trajectory::{
+    CallRecord, ErrorRecord, StopReason, TokenRecord, TokenSequence, Trajectory, TurnRecord,
+};
+
+use crate::episode::Episode;
+use crate::policy::{Policy, PolicyError, PolicyTurn, TurnRequest};
+use crate::registry::Registry;
+use crate::tir::{parse_turn, render_call_observations, CallObservation, ToolCall};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Semaphore;
+
+/// Limits and layout of episodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolloutConfig {
+    /// Most assistant turns per episode.
+    pub max_turns: u32,
+    /// Most tokens one turn may generate.
+    pub max_new_tokens: u32,
+    /// Most tokens the whole episode may generate; the episode stops when it is spent.
+    pub max_episode_tokens: u32,
+    /// Most tool calls one turn may make; further lines get an error observation.
+    pub max_calls_per_turn: usize,
+    /// Most tool calls running at once across every episode of a roller.
+    pub max_calls_in_flight: usize,
+    /// How the dialogue is laid out for the policy.
+    pub style: PromptStyle,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        RolloutConfig {
+            max_turns: 4,
+            max_new_tokens: 512,
+            max_episode_tokens: 1536,
+            max_calls_per_turn: 8,
+            max_calls_in_flight: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            style: PromptStyle::Chat,
+        }
+    }
+}
+
+/// What an episode starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpisodeTask {
+    /// The dataset's id.
+    pub id: String,
+    /// The user's request.
+    pub question: String,
+    /// The expected final answer, if the task has one.
+    pub expected_answer: Option<String>,
+    /// Reference assistant turns, if the task has them (for per-turn correctness).
+    pub reference_turns: Vec<String>,
+}
+
+/// Why an episode could not be run to the end. Tool failures are never here: they are
+/// observations.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// The policy failed (unreachable endpoint, model error, exhausted script).
+    #[error("task {task}, turn {turn}: {source}")]
+    Policy {
+        /// The task's id.
+        task: String,
+        /// The 0-based turn.
+        turn: usize,
+        /// What failed.
+        source: PolicyError,
+    },
+    /// The host failed to run a call (state directory, instance pool).
+    #[error("task {task}: {message}")]
+    Host {
+        /// The task's id.
+        task: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Runs episodes against one registry with one system prompt and shared limits.
+pub struct Roller {
+    registry: Arc<Registry>,
+    config: RolloutConfig,
+    system: String,
+    calls_in_flight: Arc<Semaphore>,
+}
+
+/// The outcome of one call line before it is recorded.
+struct LineOutcome {
+    record: CallRecord,
+    observation: CallObservation,
+}
+
+impl Roller {
+    /// A roller whose system prompt lists every tool of `registry`.
+    pub fn new(registry: Arc<Registry>, config: RolloutConfig) -> Self {
+        let system = system_prompt(registry.tools().iter().map(|t| &t.def));
+        let permits = config.max_calls_in_flight.max(1);
+        Roller {
+            registry,
+            config,
+            system,
+            calls_in_flight: Arc::new(Semaphore::new(permits)),
+        }
+    }
+
+    /// The system prompt episodes start with.
+    pub fn system(&self) -> &str {
+        &self.system
+    }
+
+    /// The rollout limits.
+    pub fn config(&self) -> &RolloutConfig {
+        &self.config
+    }
+
+    /// Runs one episode of `task` with `policy`. `episode` identifies it to the policy (and in the
+    /// trajectory); `seed` seeds the tools' randomness.
+    pub async fn run<P: Policy>(
+        &self,
+        policy: &P,
+        task: &EpisodeTask,
+        episode: u64,
+        seed: u64,
+    ) -> Result<Trajectory, RolloutError> {
+        let start = Instant::now();
+        let state = Arc::new(self.registry.episode_with_seed(seed));
+        let mut steps = vec![Step::User(task.question.clone())];
+        let mut turns: Vec<TurnRecord> = Vec::new();
+        let mut tokens_used: u64 = 0;
+        let budget = u64::from(self.config.max_episode_tokens);
+        let mut stop = StopReason::MaxTurns;
+
+        for turn_index in 0..self.config.max_turns as usize {
+            let remaining = budget.saturating_sub(tokens_used);
+            if remaining == 0 {
+                stop = StopReason::TokenBudget;
+                break;
+            }
+            let messages = render(self.config.style, &self.system, &steps);
+            let request = TurnRequest {
+                messages: &messages,
+                max_new_tokens: remaining.min(u64::from(self.config.max_new_tokens)) as u32,
+                episode,
+            };
+            let asked = Instant::now();
+            let reply: PolicyTurn =
+                policy
+                    .next_turn(request)
+                    .await
+                    .map_err(|source| RolloutError::Policy {
+                        task: task.id.clone(),
+                        turn: turn_index,
+                        source,
+                    })?;
+            let policy_ms = ms(asked);
+            tokens_used += generated_tokens(&reply);
+
+            let parsed = parse_turn(&reply.text);
+            let ran = Instant::now();
+            let outcomes = match &parsed.tool_calls {
+                Some(lines) if !lines.is_empty() => self.run_calls(lines, &state, &task.id).await?,
+                _ => Vec::new(),
+            };
+            let tools_ms = ms(ran);
+            let observation = (!outcomes.is_empty()).then(|| {
+                let obs: Vec<CallObservation> =
+                    outcomes.iter().map(|o| o.observation.clone()).collect();
+                render_call_observations(&obs)
+            });
+            let restart = self.config.style == PromptStyle::Paper || turn_index == 0;
+            turns.push(TurnRecord {
+                text: reply.text.clone(),
+                calls: outcomes.into_iter().map(|o| o.record).collect(),
+                observation: observation.clone(),
+                tokens: reply.tokens.map(|tokens| TokenRecord { tokens, restart }),
+                policy_ms,
+                tools_ms,
+            });
+            steps.push(Step::Assistant(reply.text));
+            match observation {
+                Some(obs) => steps.push(Step::Observation(obs)),
+                None => {
+                    stop = if parsed.response.is_some() {
+                        StopReason::Response
+                    } else {
+                        StopReason::NoAction
+                    };
+                    break;
+                }
+            }
+            if tokens_used >= budget {
+                stop = StopReason::TokenBudget;
+                break;
+            }
+        }
+        if let Ok(state) = Arc::try_unwrap(state) {
+            // A leftover temporary directory is not worth failing an episode over.
+            let _ = state.close();
+        }
+        let final_response = turns
+            .last()
+            .and_then(|t| crate::reward::episode::response_of(&t.text))
+            .map(str::to_string);
+        let policy_ms = turns.iter().map(|t| t.policy_ms).sum();
+        let tools_ms = turns.iter().map(|t| t.tools_ms).sum();
+        Ok(Trajectory {
+            task_id: task.id.clone(),
+            episode,
+            seed,
+            style: self.config.style,
+            turns,
+            stop,
+            final_response,
+            expected_answer: task.expected_answer.clone(),
+            rewards: BTreeMap::new(),
+            policy_ms,
+            tools_ms,
+            total_ms: ms(start),
+        })
+    }
+
+    /// Runs the lines of one `<tool_call>` block; returns one outcome per line, in order.
+    async fn run_calls(
+        &self,
+        lines: &[crate::tir::ParsedCall],
+        state: &Arc<Episode>,
+        task: &str,
+    ) -> Result<Vec<LineOutcome>, RolloutError> {
+        let mut outcomes: Vec<Option<LineOutcome>> = Vec::with_capacity(lines.len());
+        let mut stateless = Vec::new();
+        let mut stateful = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            match &line.result {
+                Err(e) => outcomes.push(Some(refused(line.line, None, "parse", e.to_string()))),
+                Ok(call) if i >= self.config.max_calls_per_turn => outcomes.push(Some(refused(
+                    line.line,
+                    Some(call),
+                    "too_many_calls",
+                    format!(
+                        "only {} calls per turn are run; this one was skipped",
+                        self.config.max_calls_per_turn
+                    ),
+                ))),
+                Ok(call) => {
+                    outcomes.push(None);
+                    let job = (i, line.line, call.clone());
+                    match self.registry.tool(&call.name) {
+                        Some(tool) if tool.stateful => stateful.push(job),
+                        _ => stateless.push(vec![job]),
+                    }
+                }
+            }
+        }
+        // Stateful calls form one chain, run in order; every stateless call is its own job.
+        let mut jobs = stateless;
+        if !stateful.is_empty() {
+            jobs.push(stateful);
+        }
+        let mut handles = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let registry = self.registry.clone();
+            let state = state.clone();
+            let semaphore = self.calls_in_flight.clone();
+            handles.push(tokio::spawn(async move {
+                let mut done = Vec::with_capacity(job.len());
+                for (i, line, call) in job {
+                    // The semaphore is never closed, so acquiring cannot fail.
+                    let permit = semaphore.clone().acquire_owned().await.ok();
+                    let registry = registry.clone();
+                    let state = state.clone();
+                    let ran = tokio::task::spawn_blocking(move || {
+                        let args = Value::Object(call.parameters.clone());
+                        let outcome = registry.call(&state, &call.name, &args);
+                        (call, outcome)
+                    })
+                    .await;
+                    drop(permit);
+                    done.push((i, line, ran));
+                }
+                done
+            }));
+        }
+        for handle in handles {
+            let done = handle.await.map_err(|e| RolloutError::Host {
+                task: task.to_string(),
+                message: format!("a tool-call task failed: {e}"),
+            })?;
+            for (i, line, ran) in done {
+                let (call, outcome) = ran.map_err(|e| RolloutError::Host {
+                    task: task.to_string(),
+                    message: format!("a tool call panicked: {e}"),
+                })?;
+                let outcome = outcome.map_err(|e| RolloutError::Host {
+                    task: task.to_string(),
+                    message: e.to_string(),
+                })?;
+                let (result, error) = match outcome.result {
+                    Ok(v) => (Some(v), None),
+                    Err(e) => (
+                        None,
+                        Some(ErrorRecord {
+                            kind: e.kind().to_string(),
+                            message: e.to_string(),
+                        }),
+                    ),
+                };
+                let observation = CallObservation {
+                    name: call.name.clone(),
+                    outcome: match (&result, &error) {
+                        (Some(v), _) => Ok(v.clone()),
+                        (None, Some(e)) => Err(e.message.clone()),
+                        (None, None) => Err(String::new()),
+                    },
+                };
+                outcomes[i] = Some(LineOutcome {
+                    record: CallRecord {
+                        line,
+                        name: Some(call.name),
+                        arguments: Some(Value::Object(call.parameters)),
+                        result,
+                        error,
+                        elapsed_us: outcome.elapsed.as_micros() as u64,
+                        fuel: outcome.fuel_used,
+                    },
+                    observation,
+                });
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+}
+
+/// A line that did not run: a parse error or a call over the per-turn limit.
+fn refused(line: usize, call: Option<&ToolCall>, kind: &str, message: String) -> LineOutcome {
+    LineOutcome {
+        record: CallRecord {
+            line,
+            name: call.map(|c| c.name.clone()),
+            arguments: call.map(|c| Value::Object(c.parameters.clone())),
+            result: None,
+            error: Some(ErrorRecord {
+                kind: kind.to_string(),
+                message: message.clone(),
+            }),
+            elapsed_us: 0,
+            fuel: 0,
+        },
+        observation: CallObservation {
+            name: call.map_or_else(|| format!("line {line}"), |c| c.name.clone()),
+            outcome: Err(message),
+        },
+    }
+}
+
+/// Tokens a turn generated: exact for local policies, the endpoint's count for remote ones,
+/// else an estimate of one token per four bytes (what budgets need, not what is billed).
+fn generated_tokens(turn: &PolicyTurn) -> u64 {
+    if let Some(t) = &turn.tokens {
+        return t.generated.len() as u64;
+    }
+    if let Some(u) = &turn.usage {
+        return u.completion_tokens;
+    }
+    (turn.text.len() as u64).div_ceil(4)
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
