@@ -399,3 +399,35 @@ async fn zero_budget_makes_no_request() {
     assert_eq!(turn.finish_reason.as_deref(), Some("length"));
     assert!(server.seen().is_empty());
 }
+
+#[tokio::test]
+async fn request_timeout_is_retried_then_reported() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let accepted = Arc::new(Mutex::new(0usize));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        // Accept and hold connections without ever answering.
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let Ok(Ok((stream, _))) = timeout(LIMIT, listener.accept()).await else {
+                return;
+            };
+            *count.lock().unwrap() += 1;
+            held.push(stream);
+        }
+        tokio::time::sleep(LIMIT).await;
+    });
+    let mut cfg = config(&base, NO_KEY);
+    cfg.request_timeout_ms = 200;
+    cfg.max_retries = 1;
+    let policy = OpenAiPolicy::new(cfg).unwrap();
+    match turn(&policy, 64).await.unwrap_err() {
+        PolicyError::GaveUp { attempts, last } => {
+            assert_eq!(attempts, 2);
+            assert!(matches!(*last, PolicyError::Transport { .. }), "{last}");
+        }
+        other => panic!("expected GaveUp, got {other}"),
+    }
+    assert_eq!(*accepted.lock().unwrap(), 2);
+}
