@@ -96,6 +96,14 @@ pub enum PolicyError {
         /// What is wrong with it.
         message: String,
     },
+    /// A retryable failure (429, 5xx, connection, timeout) persisted through every retry.
+    #[error("gave up after {attempts} attempts: {last}")]
+    GaveUp {
+        /// Requests made, the first included.
+        attempts: u32,
+        /// The last attempt's error.
+        last: Box<PolicyError>,
+    },
     /// The policy is misconfigured (e.g. the API key variable is unset).
     #[error("policy configuration: {0}")]
     Config(String),
