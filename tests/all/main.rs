@@ -7,4 +7,5 @@ mod determinism;
 mod limits;
 mod loading;
 mod reward;
+mod tasks;
 mod tools;
