@@ -3,12 +3,16 @@
 //! still runs through the real sandbox without a failed call. Deriving the answers is
 //! `scripts/make-tasks.py`'s job; where a task ends on a number this also checks the answer still
 //! agrees with what the tool now returns, so a changed tool cannot leave stale answers behind.
+//! Also: the shared ToolRL and API-Bank files load by name, and API-Bank's own answers, written as
+//! a model would write them, score 100%.
 
 use crate::common::repo;
 use serde_json::Value;
 use std::collections::HashSet;
 use toolenv::dataset::{self, Dataset, Format, TaskKind};
+use toolenv::eval::apibank::ApiBankReport;
 use toolenv::reward::episode::answers_match;
+use toolenv::tir::render_turn;
 use toolenv::Registry;
 
 fn split(name: &str) -> Dataset {
@@ -92,4 +96,28 @@ fn check_numeric_answer(id: &str, question: &str, answer: &str, value: f64) {
             "{id}: tool gives {value}, answer {answer}"
         );
     }
+}
+
+#[test]
+fn shared_datasets_load_and_apibank_answers_score_full_marks() {
+    for (name, format, len) in [
+        ("toolrl", Format::ToolRl, 80),
+        ("toolrl-sft", Format::ToolRl, 400),
+        ("apibank-1", Format::ApiBank, 399),
+        ("apibank-2", Format::ApiBank, 67),
+    ] {
+        let data = dataset::load(name, None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((data.format, data.len()), (format, len), "{name}");
+    }
+    let apibank = dataset::load("apibank", None).unwrap_or_else(|e| panic!("{e}"));
+    let outputs: Vec<String> = apibank
+        .apibank()
+        .map(|s| render_turn("gold", &s.answer[..1], None))
+        .collect();
+    let report = ApiBankReport::score(apibank.apibank().zip(outputs.iter().map(String::as_str)));
+    assert_eq!(
+        report.to_json(),
+        serde_json::json!({"Level1": 100.0, "Level2": 100.0, "overall": 100.0})
+    );
+    assert_eq!(report.overall.total, 466);
 }

@@ -28,7 +28,6 @@
 use super::json::Fields;
 use super::DatasetError;
 use crate::tir::ToolCall;
-use serde_json::Value;
 
 /// What a task exercises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,11 +1,12 @@
 //! ToolRL samples: `id`, `system` (instructions and the tool list), `user` (the dialogue so far)
 //! and `output` (the expected completion), as in ToolRL's SFT and RL splits. The tools are
-//! descriptions only; nothing executes. The expected completion is parsed once at load time, so a
-//! ground truth the reward cannot read is a load error naming its line rather than a silent zero.
+//! descriptions only; nothing executes. The expected completion is kept as text and parsed on
+//! demand ([`ToolRlSample::ground_truth`]): some SFT completions mention `<tool_call>` inside their
+//! reasoning, which the reward's strict reading rejects, and SFT never scores them.
 
 use super::json::Fields;
 use super::DatasetError;
-use crate::reward::GroundTruth;
+use crate::reward::{GroundTruth, GroundTruthError};
 
 /// One ToolRL sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,8 +19,14 @@ pub struct ToolRlSample {
     pub user: String,
     /// The expected completion, as text.
     pub output: String,
-    /// The expected completion, parsed for the reward.
-    pub ground_truth: GroundTruth,
+}
+
+impl ToolRlSample {
+    /// The expected completion parsed for the reward (an error where its `<tool_call>` block has a
+    /// line that is not JSON).
+    pub fn ground_truth(&self) -> Result<GroundTruth, GroundTruthError> {
+        GroundTruth::parse(&self.output)
+    }
 }
 
 pub(super) fn parse(f: &Fields<'_>) -> Result<ToolRlSample, DatasetError> {
@@ -27,12 +34,10 @@ pub(super) fn parse(f: &Fields<'_>) -> Result<ToolRlSample, DatasetError> {
     let system = f.string("system")?;
     let user = f.string("user")?;
     let output = f.string("output")?;
-    let ground_truth = GroundTruth::parse(&output).map_err(|e| f.error("output", e.to_string()))?;
     Ok(ToolRlSample {
         id,
         system,
         user,
         output,
-        ground_truth,
     })
 }
