@@ -253,8 +253,8 @@ pub enum DatasetError {
         location: Location,
         /// The id.
         id: String,
-        /// Where the first one is.
-        first: Location,
+        /// Where the first one is (boxed: keeps the error, and every `Result`, small).
+        first: Box<Location>,
     },
 }
 
@@ -334,7 +334,7 @@ pub fn load_files(
                 return Err(DatasetError::DuplicateId {
                     location: at("id"),
                     id,
-                    first: first.clone(),
+                    first: Box::new(first.clone()),
                 });
             }
             seen.insert(id, at("id"));
