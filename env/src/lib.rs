@@ -10,7 +10,9 @@
 
 pub mod chat;
 pub mod config;
+pub mod dataset;
 pub mod episode;
+pub mod eval;
 pub mod policy;
 pub mod registry;
 pub mod reward;

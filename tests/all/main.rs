@@ -1,6 +1,6 @@
 //! Integration tests that cross crates: real wasm tools and hostile guests run through the
-//! registry, the reward against the shared vectors; one module per feature (wasmtime's
-//! `tests/all` layout).
+//! registry, the reward against the shared vectors, rollouts, datasets; one module per feature
+//! (wasmtime's `tests/all` layout).
 
 mod common;
 mod determinism;
@@ -8,4 +8,5 @@ mod limits;
 mod loading;
 mod reward;
 mod rollout;
+mod tasks;
 mod tools;
