@@ -4,6 +4,7 @@
 
 mod common;
 mod determinism;
+mod eval;
 mod limits;
 mod loading;
 mod reward;

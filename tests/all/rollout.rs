@@ -183,7 +183,7 @@ async fn limits_end_episodes() {
         .await
         .unwrap();
     assert_eq!(t.stop, StopReason::MaxTurns);
-    assert_eq!(t.turns.len(), 4);
+    assert_eq!(t.turns.len(), 6);
 
     let mut tight = RolloutConfig {
         max_episode_tokens: 40,

@@ -1,6 +1,13 @@
 //! Evaluation metrics over datasets: pure functions from a model's outputs to scores, so the eval
 //! command, the trainer's periodic evals and the tests all compute them the same way.
 //!
-//! [`apibank`] is API-Bank's accuracy exactly as the ToolRL paper computes it.
+//! [`apibank`] is API-Bank's accuracy exactly as the ToolRL paper computes it; [`evaluate`] runs a
+//! whole dataset through a policy.
 
 pub mod apibank;
+mod run;
+
+pub use run::{
+    episode_task, evaluate, reference_turns, solution_script, summarize, summary_table, EvalError,
+    EvalOptions, SampleResult,
+};

@@ -10,9 +10,11 @@
 //! order.
 
 mod prompt;
+mod score;
 mod trajectory;
 
 pub use prompt::{render, system_prompt, PromptStyle, Step};
+pub use score::score_trajectory;
 pub use trajectory::{
     CallRecord, ErrorRecord, StopReason, TokenRecord, TokenSequence, Trajectory, TurnRecord,
 };
@@ -49,7 +51,7 @@ pub struct RolloutConfig {
 impl Default for RolloutConfig {
     fn default() -> Self {
         RolloutConfig {
-            max_turns: 4,
+            max_turns: 6,
             max_new_tokens: 512,
             max_episode_tokens: 1536,
             max_calls_per_turn: 8,

@@ -4,6 +4,7 @@
 
 mod batch;
 mod call;
+mod eval;
 mod reward;
 mod tools;
 
@@ -38,6 +39,8 @@ enum Command {
     Call(call::Args),
     /// Run JSONL calls from stdin, in parallel, printing one result line per input line, in order.
     Batch(batch::Args),
+    /// Evaluate a model behind an OpenAI-compatible endpoint on a dataset, interactively.
+    Eval(eval::Args),
     /// Score completions (JSONL on stdin) with the ToolRL reward, one score line per input line.
     Reward(reward::RewardArgs),
 }
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Call(args) => call::run(args),
         Command::Batch(args) => batch::run(args),
         Command::Reward(args) => reward::run(args),
+        Command::Eval(args) => eval::run(args),
     };
     match result {
         Ok(code) => code,

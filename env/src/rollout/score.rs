@@ -1,0 +1,63 @@
+//! Execution-aware rewards of a finished trajectory, each logged under its own name.
+
+use super::Trajectory;
+use crate::reward::episode::{
+    AnswerExactMatch, AnswerNormalizedMatch, CallOutcome, Episode, EpisodeReward, EpisodeTurn,
+    MeanTurnCorrectness, ToolSuccessRate,
+};
+use crate::reward::{GroundTruth, Rubric};
+
+/// Fills `trajectory.rewards` with `answer_exact_match`, `answer_normalized_match`,
+/// `tool_success_rate` and `mean_turn_correctness` (ToolRL correctness of turn k against
+/// `reference[k]`, averaged over the turns that have one).
+pub fn score_trajectory(
+    trajectory: &mut Trajectory,
+    reference: &[GroundTruth],
+    rubric: &Rubric,
+    step: u64,
+) {
+    let outcomes: Vec<Vec<CallOutcome>> = trajectory
+        .turns
+        .iter()
+        .map(|t| {
+            t.calls
+                .iter()
+                .map(|c| match c.succeeded() {
+                    true => CallOutcome::Ok,
+                    false => CallOutcome::Error,
+                })
+                .collect()
+        })
+        .collect();
+    let turns: Vec<EpisodeTurn<'_>> = trajectory
+        .turns
+        .iter()
+        .zip(&outcomes)
+        .enumerate()
+        .map(|(k, (t, calls))| EpisodeTurn {
+            text: &t.text,
+            ground_truth: reference.get(k),
+            calls,
+        })
+        .collect();
+    let episode = Episode {
+        turns: &turns,
+        expected_answer: trajectory.expected_answer.as_deref(),
+        step,
+    };
+    let rewards: [&dyn EpisodeReward; 4] = [
+        &AnswerExactMatch,
+        &AnswerNormalizedMatch,
+        &ToolSuccessRate,
+        &MeanTurnCorrectness {
+            rubric: rubric.clone(),
+        },
+    ];
+    let scored: Vec<(&'static str, f64)> = rewards
+        .iter()
+        .map(|r| (r.name(), r.score(&episode)))
+        .collect();
+    for (name, value) in scored {
+        trajectory.rewards.insert(name.to_string(), value);
+    }
+}
