@@ -212,3 +212,31 @@ async fn limits_end_episodes() {
         .unwrap_err();
     assert!(e.to_string().contains("no turn 1"), "{e}");
 }
+
+/// Tool calls run on the blocking pool; file access inside a call must not need a second
+/// blocking thread (it once did, and a pool of one thread deadlocked on the first kv_store call).
+#[test]
+fn file_tools_work_with_a_single_blocking_thread() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let roller = roller(PromptStyle::Chat);
+    let policy = ScriptedPolicy::new(TURNS.iter().map(|s| s.to_string()).collect());
+    let t = runtime
+        .block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(20),
+                roller.run(&policy, &task(), 0, 7),
+            )
+            .await
+        })
+        .expect("the episode deadlocked")
+        .unwrap();
+    assert_eq!(
+        t.turns[0].calls[2].result,
+        Some(json!({"key": "x", "value": 42}))
+    );
+}

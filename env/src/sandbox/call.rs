@@ -54,6 +54,11 @@ pub(super) fn run(
     insecure_seed[0] ^= 0xff;
 
     let mut wasi = WasiCtxBuilder::new();
+    // File operations run on the calling thread. Otherwise wasmtime-wasi hands each one to
+    // tokio's blocking pool, which deadlocks when the call itself occupies the pool's last thread
+    // (calls from `spawn_blocking` with a bounded pool), and costs a thread hop per operation.
+    // Must precede the preopens, which capture it.
+    wasi.allow_blocking_current_thread(true);
     wasi.stdin(MemoryInputPipe::new(spec.stdin.to_vec()))
         .stdout(stdout.clone())
         .stderr(stderr.clone())
