@@ -121,6 +121,7 @@ impl Policy for Recorder {
                 context: vec![100 + turn as u32; 3],
                 generated: vec![turn as u32; 2],
                 logprobs: vec![-0.5; 2],
+                restart: false,
             }),
             ..PolicyTurn::default()
         })

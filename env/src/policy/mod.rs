@@ -43,6 +43,11 @@ pub struct TurnTokens {
     pub generated: Vec<u32>,
     /// log p of each generated token under the sampling policy, aligned with `generated`.
     pub logprobs: Vec<f32>,
+    /// True when `context` is a whole new prompt rather than a continuation of the tokens of
+    /// earlier turns (a policy that re-renders the conversation each turn sets it; the rollout
+    /// also sets it on the first turn and in the paper style, which re-renders every turn).
+    #[serde(default)]
+    pub restart: bool,
 }
 
 /// Token counts reported by a remote endpoint.

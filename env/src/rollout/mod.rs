@@ -15,9 +15,7 @@ mod trajectory;
 
 pub use prompt::{render, system_prompt, PromptStyle, Step};
 pub use score::score_trajectory;
-pub use trajectory::{
-    CallRecord, ErrorRecord, StopReason, TokenRecord, TokenSequence, Trajectory, TurnRecord,
-};
+pub use trajectory::{CallRecord, ErrorRecord, StopReason, TokenSequence, Trajectory, TurnRecord};
 
 use crate::episode::Episode;
 use crate::policy::{Policy, PolicyError, PolicyTurn, TurnRequest};
@@ -194,7 +192,10 @@ impl Roller {
                 text: reply.text.clone(),
                 calls: outcomes.into_iter().map(|o| o.record).collect(),
                 observation: observation.clone(),
-                tokens: reply.tokens.map(|tokens| TokenRecord { tokens, restart }),
+                tokens: reply.tokens.map(|mut tokens| {
+                    tokens.restart |= restart;
+                    tokens
+                }),
                 policy_ms,
                 tools_ms,
             });

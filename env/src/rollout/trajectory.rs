@@ -92,16 +92,6 @@ impl CallRecord {
     }
 }
 
-/// Token ids of one turn, with whether they start a new sequence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TokenRecord {
-    /// The policy's token record.
-    #[serde(flatten)]
-    pub tokens: TurnTokens,
-    /// True when `context` is a whole new prompt rather than a continuation.
-    pub restart: bool,
-}
-
 /// One assistant turn of an episode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TurnRecord {
@@ -114,7 +104,7 @@ pub struct TurnRecord {
     pub observation: Option<String>,
     /// Token ids and log-probabilities, for local policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokens: Option<TokenRecord>,
+    pub tokens: Option<TurnTokens>,
     /// Time waiting for the policy.
     pub policy_ms: f64,
     /// Time running this turn's tool calls.
@@ -175,12 +165,11 @@ impl Trajectory {
     /// The token sequences to train on; empty for policies that report no tokens.
     pub fn token_sequences(&self) -> Vec<TokenSequence> {
         let mut out: Vec<TokenSequence> = Vec::new();
-        for record in self.turns.iter().filter_map(|t| t.tokens.as_ref()) {
-            if record.restart || out.is_empty() {
+        for t in self.turns.iter().filter_map(|t| t.tokens.as_ref()) {
+            if t.restart || out.is_empty() {
                 out.push(TokenSequence::default());
             }
             let Some(seq) = out.last_mut() else { break };
-            let t = &record.tokens;
             seq.ids.extend(&t.context);
             seq.mask.extend(std::iter::repeat_n(0, t.context.len()));
             seq.logprobs
