@@ -8,6 +8,6 @@ pub mod apibank;
 mod run;
 
 pub use run::{
-    episode_task, evaluate, reference_turns, solution_script, summarize, summary_table, EvalError,
-    EvalOptions, SampleResult,
+    episode_task, evaluate, evaluate_blocking, reference_turns, solution_script, summarize,
+    summary_table, EvalError, EvalOptions, SampleResult,
 };

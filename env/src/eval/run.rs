@@ -174,6 +174,24 @@ pub async fn evaluate<P: Policy>(
     Ok((results, summary))
 }
 
+/// [`evaluate`] on a fresh multi-threaded tokio runtime, for command-line programs.
+pub fn evaluate_blocking<P: Policy>(
+    policy: &P,
+    roller: &Roller,
+    dataset: &Dataset,
+    rubric: &Rubric,
+    options: &EvalOptions,
+) -> Result<(Vec<SampleResult>, Value), EvalError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| EvalError::Io {
+            path: PathBuf::from("<tokio runtime>"),
+            source,
+        })?;
+    runtime.block_on(evaluate(policy, roller, dataset, rubric, options))
+}
+
 async fn evaluate_one<P: Policy>(
     policy: &P,
     roller: &Roller,

@@ -32,6 +32,20 @@ pub enum PromptStyle {
     Paper,
 }
 
+impl std::str::FromStr for PromptStyle {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "chat" => Ok(PromptStyle::Chat),
+            "paper" => Ok(PromptStyle::Paper),
+            other => Err(format!(
+                "unknown prompt style {other:?}: expected chat or paper"
+            )),
+        }
+    }
+}
+
 /// The system prompt for `tools`, in the shared data's layout: numbered entries with name,
 /// description and the JSON of the parameters' `properties`.
 pub fn system_prompt<'a>(tools: impl IntoIterator<Item = &'a ToolDef>) -> String {

@@ -2,16 +2,14 @@
 //! dataset (the same code as `trainer eval`, which evaluates a local model).
 
 use crate::ConfigArg;
-use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use toolenv::dataset::{self, Format};
-use toolenv::eval::{evaluate, summary_table, EvalOptions};
+use toolenv::eval::{evaluate_blocking, summary_table, EvalOptions};
 use toolenv::policy::{OpenAiConfig, OpenAiPolicy};
 use toolenv::reward::Rubric;
 use toolenv::rollout::{PromptStyle, Roller, RolloutConfig};
-use toolenv::Registry;
 
 /// Arguments of `toolenv eval`.
 #[derive(clap::Args)]
@@ -24,7 +22,7 @@ pub struct Args {
     dataset: String,
     /// Force the dataset format (toolrl, apibank, tasks) instead of recognising it.
     #[arg(long)]
-    format: Option<String>,
+    format: Option<Format>,
     /// OpenAI-style base URL, e.g. http://127.0.0.1:8000/v1.
     #[arg(long)]
     endpoint: String,
@@ -51,7 +49,7 @@ pub struct Args {
     concurrency: usize,
     /// Prompt style of multi-turn episodes: chat or paper.
     #[arg(long, default_value = "chat")]
-    style: String,
+    style: PromptStyle,
     /// Most assistant turns per episode.
     #[arg(long, default_value_t = 6)]
     max_turns: u32,
@@ -64,13 +62,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let format = args
-        .format
-        .as_deref()
-        .map(str::parse::<Format>)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let dataset = dataset::load(&args.dataset, format)?;
+    let dataset = dataset::load(&args.dataset, args.format)?;
     let registry = Arc::new(toolenv::Registry::load(&args.config.config)?);
     let policy = OpenAiPolicy::new(OpenAiConfig {
         base_url: args.endpoint.clone(),
@@ -89,54 +81,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         progress: true,
         ..EvalOptions::default()
     };
-    let style = parse_style(&args.style)?;
-    let rubric = Rubric::for_variant(&args.variant)?;
-    run_eval(
-        &policy,
-        registry,
-        &dataset,
-        &rubric,
-        &options,
-        style,
-        args.max_turns,
-        args.max_tokens,
-    )
-}
-
-/// Parses `chat` or `paper`.
-pub fn parse_style(s: &str) -> anyhow::Result<PromptStyle> {
-    match s {
-        "chat" => Ok(PromptStyle::Chat),
-        "paper" => Ok(PromptStyle::Paper),
-        other => anyhow::bail!("unknown prompt style {other:?}: expected chat or paper"),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_eval(
-    policy: &OpenAiPolicy,
-    registry: Arc<Registry>,
-    dataset: &toolenv::dataset::Dataset,
-    rubric: &Rubric,
-    options: &EvalOptions,
-    style: PromptStyle,
-    max_turns: u32,
-    max_tokens: u32,
-) -> anyhow::Result<ExitCode> {
     let roller = Roller::new(
         registry,
         RolloutConfig {
-            style,
-            max_turns,
-            max_new_tokens: max_tokens,
+            style: args.style,
+            max_turns: args.max_turns,
+            max_new_tokens: args.max_tokens,
             ..RolloutConfig::default()
         },
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let (_, summary) = runtime.block_on(evaluate(policy, &roller, dataset, rubric, options))?;
+    let rubric = Rubric::for_variant(&args.variant)?;
+    let (_, summary) = evaluate_blocking(&policy, &roller, &dataset, &rubric, &options)?;
     print!("{}", summary_table(&summary));
     if let Some(dir) = &options.out_dir {
         eprintln!("wrote {}", dir.join("summary.json").display());
