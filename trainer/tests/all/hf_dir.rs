@@ -58,3 +58,72 @@ fn left_padding_does_not_change_logits() {
         .unwrap();
     assert!(diff < 1e-5, "left padding changed the logits by {diff}");
 }
+
+#[test]
+fn full_hf_directory_loads_tokenizer_and_chat_template() {
+    use crate::common::{smollm2, smollm2_reference};
+    use trainer::Message;
+
+    // A Hugging Face directory assembled from the tiny Qwen2 weights and SmolLM2's tokenizer
+    // (written by our GGUF conversion), with the chat template in tokenizer_config.json.
+    let dir = std::env::temp_dir().join(format!("trainer-hfdir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(reference_dir().join("tiny-qwen2")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let gguf_tok = &smollm2().tokenizer;
+    gguf_tok
+        .inner()
+        .save(dir.join("tokenizer.json"), false)
+        .unwrap();
+    let reference = smollm2_reference();
+    let template = {
+        let gguf = trainer::weights::GgufFile::open(&crate::common::gguf_path()).unwrap();
+        gguf.string("tokenizer.chat_template").unwrap().to_string()
+    };
+    let config = serde_json::json!({
+        "bos_token": "<|im_start|>",
+        "eos_token": {"content": "<|im_end|>"},
+        "chat_template": template,
+    });
+    std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
+
+    let loaded = trainer::load(&dir, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(loaded.tokenizer.eos(), Some(("<|im_end|>", 2)));
+    for case in reference["tokenizer"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        assert_eq!(
+            loaded.tokenizer.encode(text, true).unwrap(),
+            ids(&case["ids"]),
+            "{text:?}"
+        );
+    }
+    let messages: Vec<Message> =
+        serde_json::from_value(reference["chat"]["messages"].clone()).unwrap();
+    assert_eq!(
+        loaded
+            .tokenizer
+            .apply_chat_template(&messages, true)
+            .unwrap(),
+        reference["chat"]["text"].as_str().unwrap()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn missing_tokenizer_json_is_named() {
+    let dir = std::env::temp_dir().join(format!("trainer-notok-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        reference_dir().join("tiny-qwen2/config.json"),
+        dir.join("config.json"),
+    )
+    .unwrap();
+    let err = trainer::load(&dir, DType::F32, &Device::Cpu).err().unwrap();
+    assert!(
+        matches!(&err, trainer::Error::MissingFile { path, .. } if path.ends_with("tokenizer.json")),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -5,5 +5,6 @@ mod common;
 mod errors;
 mod gradients;
 mod hf_dir;
+mod optim;
 mod sampler;
 mod smollm2;
