@@ -87,9 +87,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let grads = grads.expect("backward ran");
+    let mut fused =
+        trainer::AdamW::new(model.varmap().all_vars(), trainer::AdamWConfig::default())?;
+    let secs = best_of(repeats, || fused.step(&grads).map_err(to_candle));
+    println!("AdamW step (fused) {secs:>9.3} s");
+    drop(fused);
     let mut opt = AdamW::new(model.varmap().all_vars(), ParamsAdamW::default())?;
     let adamw = best_of(repeats, || opt.step(&grads));
     println!("AdamW step (candle-nn) {adamw:>9.3} s");
+    drop(opt);
     drop(grads);
     println!("peak RSS so far    {:>9.0} MiB", peak_rss_mib());
 

@@ -54,6 +54,33 @@ fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     Ok(x.broadcast_mul(&inv)?.broadcast_mul(weight)?)
 }
 
+/// Which kernels a forward pass may use. Training needs the composed ops (candle's fused kernels
+/// have no backward pass); sampling needs no gradient and takes the fused ones, which are fewer
+/// passes over memory and fewer dispatches per token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kernels {
+    Differentiable,
+    Fused,
+}
+
+fn norm(x: &Tensor, weight: &Tensor, eps: f64, kernels: Kernels) -> Result<Tensor> {
+    match kernels {
+        Kernels::Differentiable => rms_norm(x, weight, eps),
+        Kernels::Fused => Ok(candle_nn::ops::rms_norm(
+            &x.contiguous()?,
+            weight,
+            eps as f32,
+        )?),
+    }
+}
+
+fn softmax(x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    match kernels {
+        Kernels::Differentiable => softmax_last(x),
+        Kernels::Fused => Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?),
+    }
+}
+
 /// Softmax over the last dimension from elementary ops, with max-subtraction for stability. The
 /// max is detached: it cancels out mathematically, so no gradient needs to flow through it.
 fn softmax_last(x: &Tensor) -> Result<Tensor> {
@@ -271,7 +298,7 @@ impl Model {
         };
         let positions: Vec<Vec<u32>> = valid.iter().map(|row| positions_of(row, 0)).collect();
         let frame = self.frame(&positions, &valid, 0)?;
-        self.run(ids, &frame, None)
+        self.run(ids, &frame, None, Kernels::Differentiable)
     }
 
     /// Logits for every position, `[b, t, vocab]`. Memory grows with `b*t*vocab`: prefer
@@ -341,6 +368,8 @@ impl Model {
     ///
     /// `positions[i]` are the position ids of row i's new tokens; `key_valid[i]` has one entry
     /// per key (cached and new) saying whether it is a real token (false = padding).
+    /// Not differentiable: it uses candle's fused norm and softmax kernels, which are faster for
+    /// sampling but pass no gradient.
     pub fn forward_step(
         &self,
         ids: &Tensor,
@@ -358,7 +387,7 @@ impl Model {
             return Err(Error::InvalidInput("cache built for another model".into()));
         }
         let frame = self.frame(positions, key_valid, past)?;
-        let hidden = self.run(ids, &frame, Some(cache))?;
+        let hidden = self.run(ids, &frame, Some(cache), Kernels::Fused)?;
         let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?;
         Ok(last.matmul(&self.lm_head.t()?)?)
     }
@@ -401,7 +430,13 @@ impl Model {
         Ok(Frame { cos, sin, mask })
     }
 
-    fn run(&self, ids: &Tensor, frame: &Frame, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+    fn run(
+        &self,
+        ids: &Tensor,
+        frame: &Frame,
+        mut cache: Option<&mut KvCache>,
+        kernels: Kernels,
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let c = &self.config;
         let flat = ids.flatten_all()?.to_dtype(DType::U32)?;
@@ -421,7 +456,7 @@ impl Model {
         let rep = c.num_heads / c.num_kv_heads;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
         for (li, layer) in self.layers.iter().enumerate() {
-            let h = rms_norm(&x, &layer.input_norm, c.rms_norm_eps)?;
+            let h = norm(&x, &layer.input_norm, c.rms_norm_eps, kernels)?;
             let q = layer
                 .q
                 .forward(&h)?
@@ -460,18 +495,18 @@ impl Model {
             let scores = scores
                 .reshape((b, c.num_kv_heads, rep, t, total))?
                 .broadcast_add(&frame.mask)?;
-            let probs = softmax_last(&scores)?.reshape((b, c.num_kv_heads, rep * t, total))?;
+            let probs = softmax(&scores, kernels)?.reshape((b, c.num_kv_heads, rep * t, total))?;
             let attn = probs
                 .matmul(&v)?
                 .reshape((b, c.num_heads, t, c.head_dim))?
                 .transpose(1, 2)?
                 .reshape((b, t, c.num_heads * c.head_dim))?;
             x = (x + layer.o.forward(&attn)?)?;
-            let h = rms_norm(&x, &layer.post_norm, c.rms_norm_eps)?;
+            let h = norm(&x, &layer.post_norm, c.rms_norm_eps, kernels)?;
             let mlp = (layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?;
             x = (x + layer.down.forward(&mlp)?)?;
         }
-        rms_norm(&x, &self.norm, c.rms_norm_eps)
+        norm(&x, &self.norm, c.rms_norm_eps, kernels)
     }
 }
 
