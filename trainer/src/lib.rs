@@ -9,6 +9,7 @@ pub mod chat;
 pub mod config;
 pub mod error;
 pub mod load;
+pub mod logprobs;
 pub mod model;
 pub mod optim;
 mod rng;

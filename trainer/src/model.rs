@@ -346,21 +346,8 @@ impl Model {
             )));
         }
         let hidden = hidden.reshape((n, h))?;
-        let targets = targets.reshape((n, 1))?.to_dtype(DType::U32)?;
-        let chunk = chunk.max(1);
-        let mut parts = Vec::with_capacity(n.div_ceil(chunk));
-        let mut start = 0;
-        while start < n {
-            let len = chunk.min(n - start);
-            let logits = hidden.narrow(0, start, len)?.matmul(&self.lm_head.t()?)?;
-            let max = logits.max_keepdim(D::Minus1)?.detach();
-            let z = logits.broadcast_sub(&max)?;
-            let lse = z.exp()?.sum_keepdim(D::Minus1)?.log()?;
-            let picked = z.gather(&targets.narrow(0, start, len)?, D::Minus1)?;
-            parts.push((picked - lse)?.squeeze(D::Minus1)?);
-            start += len;
-        }
-        Ok(Tensor::cat(&parts, 0)?)
+        let targets = targets.reshape(n)?;
+        crate::logprobs::chunked_logprobs(&hidden, &self.lm_head, &targets, chunk)
     }
 
     /// One incremental step for generation: runs `ids` (`[b, t]`) after the positions in `cache`,
