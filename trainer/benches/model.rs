@@ -113,7 +113,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Greedy KV-cached decoding of `steps` tokens after a fixed prompt; times only the decode steps.
+/// Greedy KV-cached decoding of `steps` tokens after a fixed prompt (prefill included, as in
+/// transformers' `generate`).
 fn decode(model: &Model, batch: usize, prompt_len: usize, steps: usize) -> trainer::Result<()> {
     let device = model.device();
     let mut cache = KvCache::new(model.config().num_layers);

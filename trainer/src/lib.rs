@@ -14,6 +14,7 @@ pub mod model;
 pub mod optim;
 mod rng;
 pub mod sampler;
+pub mod softmax;
 pub mod tokenizer;
 pub mod weights;
 

@@ -76,18 +76,9 @@ fn norm(x: &Tensor, weight: &Tensor, eps: f64, kernels: Kernels) -> Result<Tenso
 
 fn softmax(x: &Tensor, kernels: Kernels) -> Result<Tensor> {
     match kernels {
-        Kernels::Differentiable => softmax_last(x),
+        Kernels::Differentiable => crate::softmax::softmax_last_dim(x),
         Kernels::Fused => Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?),
     }
-}
-
-/// Softmax over the last dimension from elementary ops, with max-subtraction for stability. The
-/// max is detached: it cancels out mathematically, so no gradient needs to flow through it.
-fn softmax_last(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    let sum = e.sum_keepdim(D::Minus1)?;
-    Ok(e.broadcast_div(&sum)?)
 }
 
 /// Rotary embedding in the Hugging Face (rotate-half) layout: `x*cos + rotate_half(x)*sin`.
@@ -289,6 +280,9 @@ impl Model {
         attention_mask: Option<&[Vec<bool>]>,
     ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
+        if b == 0 || t == 0 {
+            return Err(Error::InvalidInput("empty batch or sequence".into()));
+        }
         let valid = match attention_mask {
             Some(m) => {
                 check_mask(m, b, t)?;
@@ -365,6 +359,11 @@ impl Model {
         cache: &mut KvCache,
     ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
+        if b == 0 || t == 0 {
+            return Err(Error::InvalidInput(
+                "forward_step needs at least one new token".into(),
+            ));
+        }
         let past = cache.len();
         check_mask(key_valid, b, past + t)?;
         if positions.len() != b || positions.iter().any(|p| p.len() != t) {

@@ -95,3 +95,20 @@ fn out_of_vocabulary_ids_are_an_error_not_a_panic() {
     let input = Tensor::new(&[[1u32, 999]], &Device::Cpu).unwrap();
     assert!(model.logits(&input, None).is_err());
 }
+
+#[test]
+fn empty_inputs_are_errors_not_panics() {
+    let config = ModelConfig::tiny(trainer::Architecture::Llama);
+    let model = Model::random(config, DType::F32, &Device::Cpu, 1).unwrap();
+    let empty = Tensor::zeros((1, 0), DType::U32, &Device::Cpu).unwrap();
+    assert!(model.logits(&empty, None).is_err());
+    let mut cache = trainer::KvCache::new(2);
+    assert!(model
+        .forward_step(&empty, &[vec![]], &[vec![]], &mut cache)
+        .is_err());
+    let one = Tensor::new(&[[3u32]], &Device::Cpu).unwrap();
+    assert!(model.token_logprobs(&one, None, 8).is_err());
+    // A mask of the wrong shape is refused.
+    let two = Tensor::new(&[[3u32, 4]], &Device::Cpu).unwrap();
+    assert!(model.logits(&two, Some(&[vec![true]])).is_err());
+}
