@@ -1,9 +1,9 @@
-//! The trainable decoder: a Llama/Qwen2 transformer written with composed candle ops so that
-//! backpropagation reaches every weight.
+//! The trainable decoder: a Llama/Qwen2 transformer whose backward pass reaches every weight.
 //!
 //! candle's fused `rms_norm`, `rope`, `softmax_last_dim` and `sdpa` kernels have no backward pass
-//! (gradients silently stop at them), so norms, rotary embeddings and softmax here are built from
-//! elementary ops. Weights live in a [`VarMap`] under Hugging Face names
+//! (gradients silently stop at them), so norms and rotary embeddings here are composed from
+//! elementary ops and the attention softmax is our own one-pass custom op with a backward
+//! ([`crate::softmax`]). Weights live in a [`VarMap`] under Hugging Face names
 //! (`model.layers.0.self_attn.q_proj.weight`, ...) so an optimizer can update them in place and
 //! checkpoints look like HF ones.
 
@@ -74,13 +74,6 @@ fn norm(x: &Tensor, weight: &Tensor, eps: f64, kernels: Kernels) -> Result<Tenso
     }
 }
 
-fn softmax(x: &Tensor, kernels: Kernels) -> Result<Tensor> {
-    match kernels {
-        Kernels::Differentiable => crate::softmax::softmax_last_dim(x),
-        Kernels::Fused => Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?),
-    }
-}
-
 /// Rotary embedding in the Hugging Face (rotate-half) layout: `x*cos + rotate_half(x)*sin`.
 fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let half = x.dim(D::Minus1)? / 2;
@@ -137,7 +130,7 @@ struct Frame {
     /// `[b, 1, t, head_dim/2]` rotary tables for the new positions.
     cos: Tensor,
     sin: Tensor,
-    /// `[b, 1, 1, t, past+t]` additive mask (0 allowed, [`MASK_VALUE`] blocked).
+    /// `[b, t, past+t]` additive mask (0 allowed, [`MASK_VALUE`] blocked).
     mask: Tensor,
 }
 
@@ -411,8 +404,7 @@ impl Model {
                 }
             }
         }
-        let mask =
-            Tensor::from_vec(mask, (b, 1, 1, t, total), &self.device)?.to_dtype(self.dtype)?;
+        let mask = Tensor::from_vec(mask, (b, t, total), &self.device)?.to_dtype(self.dtype)?;
         Ok(Frame { cos, sin, mask })
     }
 
@@ -477,11 +469,17 @@ impl Model {
             let q = q
                 .reshape((b, c.num_kv_heads, rep * t, c.head_dim))?
                 .contiguous()?;
-            let scores = (q.matmul(&k.t()?)? * scale)?;
-            let scores = scores
-                .reshape((b, c.num_kv_heads, rep, t, total))?
-                .broadcast_add(&frame.mask)?;
-            let probs = softmax(&scores, kernels)?.reshape((b, c.num_kv_heads, rep * t, total))?;
+            let scores = q.matmul(&k.t()?)?.reshape((b, c.num_heads, t, total))?;
+            let probs = match kernels {
+                Kernels::Differentiable => {
+                    crate::softmax::masked_softmax(&scores, &frame.mask, scale)?
+                }
+                Kernels::Fused => {
+                    let x = (scores * scale)?.broadcast_add(&frame.mask.unsqueeze(1)?)?;
+                    candle_nn::ops::softmax_last_dim(&x)?
+                }
+            }
+            .reshape((b, c.num_kv_heads, rep * t, total))?;
             let attn = probs
                 .matmul(&v)?
                 .reshape((b, c.num_heads, t, c.head_dim))?

@@ -5,7 +5,7 @@
 //! graph. This custom op computes the softmax in one pass on the CPU and its backward needs only
 //! the output: `dx = p * (g - sum(g * p))`. Off the CPU the composed ops are used.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor, D};
 
 use crate::error::Result;
 
@@ -60,6 +60,7 @@ mod num_like {
         Copy
         + Send
         + Sync
+        + std::ops::Mul<Output = Self>
         + std::ops::Sub<Output = Self>
         + std::ops::Add<Output = Self>
         + std::ops::Div<Output = Self>
@@ -125,6 +126,131 @@ impl CustomOp1 for SoftmaxLast {
     }
 }
 
+/// `softmax(scores * scale + mask)` over the last dimension, for attention scores `[b, g, t, T]`
+/// (g = heads) and an additive mask `[b, t, T]` shared by the heads. Differentiable w.r.t.
+/// `scores` (the mask is a constant). On the CPU one pass with nothing but the output kept for
+/// backward; elsewhere composed ops.
+pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, _g, t, total) = scores.dims4()?;
+    if mask.dims() != [b, t, total] {
+        return Err(crate::error::Error::InvalidInput(format!(
+            "mask {:?} does not fit scores {:?}",
+            mask.dims(),
+            scores.dims()
+        )));
+    }
+    let on_cpu = scores.device().is_cpu() && mask.device().is_cpu();
+    if on_cpu && matches!(scores.dtype(), DType::F32 | DType::F64) && mask.dtype() == scores.dtype()
+    {
+        let op = MaskedSoftmax { scale, t };
+        Ok(scores.contiguous()?.apply_op2(&mask.contiguous()?, op)?)
+    } else {
+        let x = (scores * scale)?.broadcast_add(&mask.unsqueeze(1)?)?;
+        composed(&x)
+    }
+}
+
+struct MaskedSoftmax {
+    scale: f64,
+    /// Query positions per head; with the mask's layout it maps a score row to its mask row.
+    t: usize,
+}
+
+fn masked_rows<T: num_like::Float>(
+    x: &[T],
+    mask: &[T],
+    width: usize,
+    t: usize,
+    groups: usize,
+    scale: T,
+) -> Vec<T> {
+    let width = width.max(1);
+    let mut out = vec![T::zero(); x.len()];
+    let rows = x.len() / width;
+    let threads = candle_core::utils::get_num_threads().max(1);
+    let rows_per = rows.div_ceil(threads).max(4096 / width).max(1);
+    std::thread::scope(|scope| {
+        for (block_i, block) in out.chunks_mut(rows_per * width).enumerate() {
+            scope.spawn(move || {
+                for (i, row) in block.chunks_mut(width).enumerate() {
+                    let r = block_i * rows_per + i;
+                    let (batch, query) = (r / (groups * t), r % t);
+                    let m = &mask[(batch * t + query) * width..][..width];
+                    let src = &x[r * width..][..width];
+                    let mut max = T::neg_infinity();
+                    for ((o, &v), &mv) in row.iter_mut().zip(src).zip(m) {
+                        *o = v * scale + mv;
+                        max = max.max(*o);
+                    }
+                    let mut sum = T::zero();
+                    for o in row.iter_mut() {
+                        *o = (*o - max).exp();
+                        sum = sum + *o;
+                    }
+                    for o in row.iter_mut() {
+                        *o = *o / sum;
+                    }
+                }
+            });
+        }
+    });
+    out
+}
+
+impl CustomOp2 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "masked-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (Some((a0, a1)), Some((m0, m1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("masked-softmax: non-contiguous input");
+        };
+        let dims = l1.dims();
+        let (groups, width) = (dims[1], dims[3]);
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(m)) => CpuStorage::F32(masked_rows(
+                &x[a0..a1],
+                &m[m0..m1],
+                width,
+                self.t,
+                groups,
+                self.scale as f32,
+            )),
+            (CpuStorage::F64(x), CpuStorage::F64(m)) => CpuStorage::F64(masked_rows(
+                &x[a0..a1],
+                &m[m0..m1],
+                width,
+                self.t,
+                groups,
+                self.scale,
+            )),
+            _ => candle_core::bail!("masked-softmax: f32 or f64 scores and mask of one dtype"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _scores: &Tensor,
+        _mask: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let p = res.detach();
+        let dot = (grad * &p)?.sum_keepdim(D::Minus1)?;
+        let d = ((grad.broadcast_sub(&dot)? * p)? * self.scale)?;
+        Ok((Some(d), None))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Var};
@@ -161,6 +287,45 @@ mod tests {
             g2.get(x.as_tensor()).unwrap(),
         );
         assert!(diff(a, b) < 1e-14, "{}", diff(a, b));
+    }
+
+    #[test]
+    fn masked_softmax_matches_composed_ops_values_and_gradients() {
+        let dev = Device::Cpu;
+        let (b, g, t, total) = (2, 3, 4, 6);
+        let x =
+            Var::from_tensor(&Tensor::randn(0f64, 2.0, (b, g, t, total), &dev).unwrap()).unwrap();
+        let mask = Tensor::randn(0f64, 1.0, (b, t, total), &dev).unwrap();
+        let w = Tensor::randn(0f64, 1.0, (b, g, t, total), &dev).unwrap();
+        let ours = masked_softmax(x.as_tensor(), &mask, 0.7).unwrap();
+        let shifted = (x.as_tensor() * 0.7)
+            .unwrap()
+            .broadcast_add(&mask.unsqueeze(1).unwrap())
+            .unwrap();
+        let reference = composed(&shifted).unwrap();
+        let diff = |a: &Tensor, b: &Tensor| -> f64 {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap()
+        };
+        assert!(diff(&ours, &reference) < 1e-14);
+        let g1 = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let (a, c) = (
+            g1.get(x.as_tensor()).unwrap(),
+            g2.get(x.as_tensor()).unwrap(),
+        );
+        assert!(diff(a, c) < 1e-14, "{}", diff(a, c));
     }
 
     #[test]
