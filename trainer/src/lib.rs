@@ -11,6 +11,7 @@ pub mod error;
 pub mod load;
 pub mod logprobs;
 pub mod model;
+pub mod norm;
 pub mod optim;
 mod rng;
 pub mod sampler;

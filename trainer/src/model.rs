@@ -1,9 +1,9 @@
 //! The trainable decoder: a Llama/Qwen2 transformer whose backward pass reaches every weight.
 //!
 //! candle's fused `rms_norm`, `rope`, `softmax_last_dim` and `sdpa` kernels have no backward pass
-//! (gradients silently stop at them), so norms and rotary embeddings here are composed from
-//! elementary ops and the attention softmax is our own one-pass custom op with a backward
-//! ([`crate::softmax`]). Weights live in a [`VarMap`] under Hugging Face names
+//! (gradients silently stop at them), so rotary embeddings here are composed from elementary ops
+//! and the RMS norm and attention softmax are our own one-pass custom ops with a backward
+//! ([`crate::norm`], [`crate::softmax`]). Weights live in a [`VarMap`] under Hugging Face names
 //! (`model.layers.0.self_attn.q_proj.weight`, ...) so an optimizer can update them in place and
 //! checkpoints look like HF ones.
 
@@ -47,13 +47,6 @@ impl Linear {
     }
 }
 
-/// RMS norm from elementary ops: `x * rsqrt(mean(x^2) + eps) * w`.
-fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-    let inv = (ms + eps)?.sqrt()?.recip()?;
-    Ok(x.broadcast_mul(&inv)?.broadcast_mul(weight)?)
-}
-
 /// Which kernels a forward pass may use. Training needs the composed ops (candle's fused kernels
 /// have no backward pass); sampling needs no gradient and takes the fused ones, which are fewer
 /// passes over memory and fewer dispatches per token.
@@ -65,7 +58,7 @@ enum Kernels {
 
 fn norm(x: &Tensor, weight: &Tensor, eps: f64, kernels: Kernels) -> Result<Tensor> {
     match kernels {
-        Kernels::Differentiable => rms_norm(x, weight, eps),
+        Kernels::Differentiable => crate::norm::rms_norm(x, weight, eps),
         Kernels::Fused => Ok(candle_nn::ops::rms_norm(
             &x.contiguous()?,
             weight,
