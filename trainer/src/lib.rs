@@ -14,6 +14,7 @@ pub mod model;
 pub mod norm;
 pub mod optim;
 mod rng;
+pub mod rope;
 pub mod sampler;
 pub mod softmax;
 pub mod tokenizer;

@@ -1,11 +1,11 @@
 //! The trainable decoder: a Llama/Qwen2 transformer whose backward pass reaches every weight.
 //!
 //! candle's fused `rms_norm`, `rope`, `softmax_last_dim` and `sdpa` kernels have no backward pass
-//! (gradients silently stop at them), so rotary embeddings here are composed from elementary ops
-//! and the RMS norm and attention softmax are our own one-pass custom ops with a backward
-//! ([`crate::norm`], [`crate::softmax`]). Weights live in a [`VarMap`] under Hugging Face names
-//! (`model.layers.0.self_attn.q_proj.weight`, ...) so an optimizer can update them in place and
-//! checkpoints look like HF ones.
+//! (gradients silently stop at them), so the RMS norm, rotary embedding and attention softmax
+//! here are our own one-pass CPU custom ops with a backward ([`crate::norm`], [`crate::rope`],
+//! [`crate::softmax`]; composed ops on other devices). Weights live in a [`VarMap`] under Hugging
+//! Face names (`model.layers.0.self_attn.q_proj.weight`, ...) so an optimizer can update them in
+//! place and checkpoints look like HF ones.
 
 use std::collections::HashMap;
 
@@ -67,16 +67,6 @@ fn norm(x: &Tensor, weight: &Tensor, eps: f64, kernels: Kernels) -> Result<Tenso
     }
 }
 
-/// Rotary embedding in the Hugging Face (rotate-half) layout: `x*cos + rotate_half(x)*sin`.
-fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let half = x.dim(D::Minus1)? / 2;
-    let x1 = x.narrow(D::Minus1, 0, half)?;
-    let x2 = x.narrow(D::Minus1, half, half)?;
-    let a = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
-    let b = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
-    Ok(Tensor::cat(&[a, b], D::Minus1)?)
-}
-
 struct Layer {
     input_norm: Tensor,
     q: Linear,
@@ -120,7 +110,7 @@ impl KvCache {
 
 /// Position ids and attention mask of one forward call.
 struct Frame {
-    /// `[b, 1, t, head_dim/2]` rotary tables for the new positions.
+    /// `[b, t, head_dim/2]` rotary tables for the new positions.
     cos: Tensor,
     sin: Tensor,
     /// `[b, t, past+t]` additive mask (0 allowed, [`MASK_VALUE`] blocked).
@@ -380,14 +370,8 @@ impl Model {
         let pos = Tensor::from_vec(pos, (b * t, 1), &self.device)?;
         // f32 angles, as HF computes them, then cast: keeps results equal for f32 and f64 models.
         let angles = pos.broadcast_mul(&inv_freq)?;
-        let cos = angles
-            .cos()?
-            .to_dtype(self.dtype)?
-            .reshape((b, 1, t, half))?;
-        let sin = angles
-            .sin()?
-            .to_dtype(self.dtype)?
-            .reshape((b, 1, t, half))?;
+        let cos = angles.cos()?.to_dtype(self.dtype)?.reshape((b, t, half))?;
+        let sin = angles.sin()?.to_dtype(self.dtype)?.reshape((b, t, half))?;
         let mut mask = Vec::with_capacity(b * t * total);
         for row in key_valid {
             for i in 0..t {
@@ -443,8 +427,8 @@ impl Model {
                 .forward(&h)?
                 .reshape((b, t, c.num_kv_heads, c.head_dim))?
                 .transpose(1, 2)?;
-            let q = apply_rope(&q, &frame.cos, &frame.sin)?;
-            let k = apply_rope(&k, &frame.cos, &frame.sin)?;
+            let q = crate::rope::rope(&q, &frame.cos, &frame.sin)?;
+            let k = crate::rope::rope(&k, &frame.cos, &frame.sin)?;
             let (k, v) = match cache.as_deref_mut() {
                 Some(cache) => {
                     let (k, v) = match &cache.layers[li] {
