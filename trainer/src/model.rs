@@ -36,7 +36,7 @@ impl Linear {
             .split_last()
             .ok_or_else(|| Error::InvalidInput("linear layer applied to a scalar".into()))?;
         let rows: usize = lead.iter().product();
-        let y = x.reshape((rows, *last))?.matmul(&self.weight.t()?)?;
+        let y = project(&x.reshape((rows, *last))?, &self.weight)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
@@ -66,6 +66,20 @@ fn norm(x: &Tensor, weight: &Tensor, eps: f64, kernels: Kernels) -> Result<Tenso
         )?),
     }
 }
+
+/// `x @ w^T` for `x` `[rows, in]` and `w` `[out, in]`. With few rows (decoding) candle's GEMM is
+/// several times faster as `(w @ x^T)^T` (measured: 9 vs 49 ms for the 49k-row output projection
+/// at 8 rows); with many rows (training) the direct form is as fast and needs no transpose copy.
+fn project(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.dim(0)? <= SMALL_BATCH_ROWS {
+        Ok(w.matmul(&x.t()?)?.t()?)
+    } else {
+        Ok(x.matmul(&w.t()?)?)
+    }
+}
+
+/// Row count up to which [`project`] uses the transposed product.
+const SMALL_BATCH_ROWS: usize = 16;
 
 struct Layer {
     input_norm: Tensor,
@@ -350,8 +364,8 @@ impl Model {
         }
         let frame = self.frame(positions, key_valid, past)?;
         let hidden = self.run(ids, &frame, Some(cache), Kernels::Fused)?;
-        let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?;
-        Ok(last.matmul(&self.lm_head.t()?)?)
+        let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?.contiguous()?;
+        Ok(project(&last, &self.lm_head)?.contiguous()?)
     }
 
     fn frame(&self, positions: &[Vec<u32>], key_valid: &[Vec<bool>], past: usize) -> Result<Frame> {
