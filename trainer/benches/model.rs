@@ -1,0 +1,144 @@
+//! Throughput of the model runtime at SmolLM2-135M shapes with random weights (no download
+//! needed): forward and forward+backward of token log-probabilities at batch x seq tokens, one
+//! AdamW step, peak RSS, and KV-cached decoding at batch 1 and 8.
+//!
+//! `cargo bench -p trainer --bench model` (release profile). Environment: `BENCH_BATCH` (8),
+//! `BENCH_SEQ` (256), `BENCH_DECODE_TOKENS` (64), `BENCH_REPEATS` (2). Compare with
+//! `bash trainer/benches/torch_bench.sh` (same shapes and thread count).
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use trainer::{KvCache, Model, ModelConfig};
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Peak resident set size of this process in MiB (Linux; 0 elsewhere).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn best_of<F: FnMut() -> candle_core::Result<()>>(repeats: usize, mut f: F) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..repeats.max(1) {
+        let start = Instant::now();
+        f().expect("benchmark step");
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let batch = env_usize("BENCH_BATCH", 8);
+    let seq = env_usize("BENCH_SEQ", 256);
+    let decode_tokens = env_usize("BENCH_DECODE_TOKENS", 64);
+    let repeats = env_usize("BENCH_REPEATS", 2);
+    let device = Device::Cpu;
+    let config = ModelConfig::smollm2_135m();
+    let model = Model::random(config.clone(), DType::F32, &device, 0)?;
+    let ids: Vec<u32> = (0..batch * seq)
+        .map(|i| ((i * 7919) % config.vocab_size) as u32)
+        .collect();
+    let ids = Tensor::from_vec(ids, (batch, seq), &device)?;
+    let tokens = (batch * seq) as f64;
+    println!(
+        "SmolLM2-135M shapes, random f32 weights, batch {batch} x seq {seq}, {} rayon threads",
+        candle_core::utils::get_num_threads()
+    );
+
+    let chunk = trainer::model::DEFAULT_LOGPROB_CHUNK;
+    let fwd = best_of(repeats, || {
+        model
+            .token_logprobs(&ids, None, chunk)
+            .map(|_| ())
+            .map_err(to_candle)
+    });
+    println!(
+        "forward            {:>9.1} tok/s  ({fwd:.2} s)",
+        tokens / fwd
+    );
+
+    let mut grads = None;
+    let fwd_bwd = best_of(repeats, || {
+        grads = None;
+        let loss = model
+            .token_logprobs(&ids, None, chunk)
+            .map_err(to_candle)?
+            .mean_all()?;
+        grads = Some(loss.backward()?);
+        Ok(())
+    });
+    println!(
+        "forward+backward   {:>9.1} tok/s  ({fwd_bwd:.2} s)",
+        tokens / fwd_bwd
+    );
+
+    let grads = grads.expect("backward ran");
+    let mut fused =
+        trainer::AdamW::new(model.varmap().all_vars(), trainer::AdamWConfig::default())?;
+    // The first step also faults in the zeroed moment buffers; later steps are the steady state.
+    let first = best_of(1, || fused.step(&grads).map_err(to_candle));
+    let steady = best_of(2, || fused.step(&grads).map_err(to_candle));
+    println!("AdamW step (fused) {first:>9.3} s first, {steady:.3} s steady");
+    drop(fused);
+    let mut opt = AdamW::new(model.varmap().all_vars(), ParamsAdamW::default())?;
+    let adamw = best_of(repeats, || opt.step(&grads));
+    println!("AdamW step (candle-nn) {adamw:>9.3} s");
+    drop(opt);
+    drop(grads);
+    println!("peak RSS so far    {:>9.0} MiB", peak_rss_mib());
+
+    for b in [1usize, 8] {
+        let prompt_len = 16;
+        let secs = best_of(1, || {
+            decode(&model, b, prompt_len, decode_tokens).map_err(to_candle)
+        });
+        println!(
+            "decode batch {b}     {:>9.1} tok/s  ({decode_tokens} tokens after a {prompt_len}-token prompt, {secs:.2} s)",
+            (b * decode_tokens) as f64 / secs
+        );
+    }
+    println!("peak RSS           {:>9.0} MiB", peak_rss_mib());
+    Ok(())
+}
+
+/// Greedy KV-cached decoding of `steps` tokens after a fixed prompt (prefill included, as in
+/// transformers' `generate`).
+fn decode(model: &Model, batch: usize, prompt_len: usize, steps: usize) -> trainer::Result<()> {
+    let device = model.device();
+    let mut cache = KvCache::new(model.config().num_layers);
+    let ids: Vec<u32> = (0..batch * prompt_len)
+        .map(|i| (i % 1000) as u32 + 100)
+        .collect();
+    let ids = Tensor::from_vec(ids, (batch, prompt_len), device)?;
+    let positions: Vec<Vec<u32>> = vec![(0..prompt_len as u32).collect(); batch];
+    let mut valid = vec![vec![true; prompt_len]; batch];
+    let mut logits = model.forward_step(&ids, &positions, &valid, &mut cache)?;
+    for step in 0..steps {
+        let next = logits
+            .argmax(candle_core::D::Minus1)?
+            .to_dtype(DType::U32)?
+            .unsqueeze(1)?;
+        let pos = vec![vec![(prompt_len + step) as u32]; batch];
+        valid.iter_mut().for_each(|v| v.push(true));
+        logits = model.forward_step(&next, &pos, &valid, &mut cache)?;
+    }
+    Ok(())
+}
+
+fn to_candle(e: trainer::Error) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
+}

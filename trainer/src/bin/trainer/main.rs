@@ -1,0 +1,166 @@
+//! The `trainer` binary: command-line access to the model runtime (`generate`, `logprobs`).
+//! Errors are printed once here, with their causes, and map to exit code 1 (usage errors: 2,
+//! from clap).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use clap::{Parser, Subcommand, ValueEnum};
+use trainer::{generate, load, Message, SamplingParams};
+
+#[derive(Parser)]
+#[command(
+    name = "trainer",
+    version,
+    about = "Tool-use RL trainer: model runtime commands"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// A `.gguf` file or a Hugging Face model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Where to run the model (`cuda` needs the `cuda` feature).
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the assistant's reply to a prompt (the model's chat template is applied).
+    Generate {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// System message (the template's default when omitted).
+        #[arg(long)]
+        system: Option<String>,
+        /// The user message.
+        #[arg(long)]
+        prompt: String,
+        /// Maximum number of new tokens.
+        #[arg(long, default_value_t = 256)]
+        max_new_tokens: usize,
+        /// Sampling temperature; 0 = greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        /// Nucleus sampling threshold (1 = off).
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        /// Keep only the k most likely tokens (0 = off).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Seed of the sampler.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Print `{"tokens": [...], "logprobs": [null, ...]}` for a text file, tokenized as is.
+    Logprobs {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The text to score.
+        #[arg(long)]
+        text_file: PathBuf,
+    },
+}
+
+fn device(arg: DeviceArg) -> Result<Device> {
+    match arg {
+        DeviceArg::Cpu => Ok(Device::Cpu),
+        DeviceArg::Cuda => {
+            if !cfg!(feature = "cuda") {
+                bail!("--device cuda needs a build with `--features cuda`");
+            }
+            Device::new_cuda(0).context("opening CUDA device 0")
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate {
+            model,
+            system,
+            prompt,
+            max_new_tokens,
+            temperature,
+            top_p,
+            top_k,
+            seed,
+        } => {
+            let dev = device(model.device)?;
+            let loaded = load(&model.model, DType::F32, &dev)
+                .with_context(|| format!("loading {}", model.model.display()))?;
+            let mut messages = Vec::new();
+            if let Some(system) = system {
+                messages.push(Message::new("system", system));
+            }
+            messages.push(Message::new("user", prompt));
+            let text = loaded.tokenizer.apply_chat_template(&messages, true)?;
+            let ids = loaded.tokenizer.encode(&text, false)?;
+            let params = SamplingParams {
+                temperature,
+                top_p,
+                top_k,
+                max_new_tokens,
+                stop_token_ids: loaded
+                    .tokenizer
+                    .eos()
+                    .map(|(_, id)| vec![id])
+                    .unwrap_or_default(),
+                seed,
+                ..SamplingParams::default()
+            };
+            let out = generate(&loaded.model, &loaded.tokenizer, &[ids], &params)?;
+            for g in out {
+                println!("{}", g.text);
+            }
+        }
+        Command::Logprobs { model, text_file } => {
+            let dev = device(model.device)?;
+            let text = std::fs::read_to_string(&text_file)
+                .with_context(|| format!("reading {}", text_file.display()))?;
+            let loaded = load(&model.model, DType::F32, &dev)
+                .with_context(|| format!("loading {}", model.model.display()))?;
+            let ids = loaded.tokenizer.encode(&text, true)?;
+            let mut logprobs: Vec<Option<f32>> = vec![None];
+            if ids.len() >= 2 {
+                let input = Tensor::new(ids.as_slice(), &dev)?.unsqueeze(0)?;
+                let lp = loaded.model.token_logprobs(
+                    &input,
+                    None,
+                    trainer::model::DEFAULT_LOGPROB_CHUNK,
+                )?;
+                logprobs.extend(lp.squeeze(0)?.to_vec1::<f32>()?.into_iter().map(Some));
+            }
+            if ids.is_empty() {
+                logprobs.clear();
+            }
+            let json = serde_json::json!({ "tokens": ids, "logprobs": logprobs });
+            println!("{json}");
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trainer: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! `trainer`: the model side of tool-use reinforcement learning.
+//!
+//! A Llama/Qwen2 decoder written with composed candle ops so gradients reach every weight
+//! ([`model`]), loaded from GGUF files or Hugging Face directories ([`weights`], [`load`]), with
+//! its tokenizer and chat template ([`tokenizer`], [`chat`]) and a batched, seeded sampler with a
+//! KV cache ([`sampler`]).
+
+pub mod chat;
+pub mod config;
+pub mod error;
+pub mod load;
+pub mod logprobs;
+pub mod model;
+pub mod norm;
+pub mod optim;
+mod rng;
+pub mod rope;
+pub mod sampler;
+pub mod softmax;
+pub mod tokenizer;
+pub mod weights;
+
+pub use chat::{ChatTemplate, Message};
+pub use config::{Architecture, ModelConfig};
+pub use error::{Error, Result};
+pub use load::{load, load_weights, LoadedModel};
+pub use model::{KvCache, Model};
+pub use optim::{AdamW, AdamWConfig};
+pub use sampler::{generate, FinishReason, Generation, SamplingParams};
+pub use tokenizer::TextTokenizer;

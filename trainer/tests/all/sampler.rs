@@ -1,0 +1,128 @@
+//! The batched sampler on SmolLM2: padding-invariance, seeds, stop conditions.
+
+use trainer::{generate, FinishReason, Message, SamplingParams};
+
+use crate::common::smollm2;
+
+fn prompt(text: &str) -> Vec<u32> {
+    let tok = &smollm2().tokenizer;
+    let chat = tok
+        .apply_chat_template(
+            &[
+                Message::new("system", "Be brief."),
+                Message::new("user", text),
+            ],
+            true,
+        )
+        .unwrap();
+    tok.encode(&chat, false).unwrap()
+}
+
+#[test]
+fn batched_greedy_equals_one_at_a_time() {
+    let loaded = smollm2();
+    let prompts = vec![
+        prompt("Name a colour."),
+        prompt("What is the capital of Italy? Answer in one word."),
+        prompt("Hi"),
+    ];
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens: 8,
+        ..SamplingParams::default()
+    };
+    let batched = generate(&loaded.model, &loaded.tokenizer, &prompts, &params).unwrap();
+    for (p, b) in prompts.iter().zip(&batched) {
+        let alone = generate(
+            &loaded.model,
+            &loaded.tokenizer,
+            std::slice::from_ref(p),
+            &params,
+        )
+        .unwrap();
+        assert_eq!(alone[0].tokens, b.tokens);
+        for (x, y) in alone[0].logprobs.iter().zip(&b.logprobs) {
+            assert!((x - y).abs() < 1e-3, "logprob {x} alone vs {y} batched");
+        }
+    }
+}
+
+#[test]
+fn seed_reproduces_sampling_and_logprobs_are_valid() {
+    let loaded = smollm2();
+    let prompts = vec![prompt("Tell me a story."); 2];
+    let params = SamplingParams {
+        temperature: 1.0,
+        top_p: 0.95,
+        top_k: 50,
+        max_new_tokens: 10,
+        seed: 7,
+        ..SamplingParams::default()
+    };
+    let a = generate(&loaded.model, &loaded.tokenizer, &prompts, &params).unwrap();
+    let b = generate(&loaded.model, &loaded.tokenizer, &prompts, &params).unwrap();
+    assert_eq!(a, b);
+    for g in &a {
+        assert_eq!(g.tokens.len(), g.logprobs.len());
+        assert!(g.logprobs.iter().all(|lp| lp.is_finite() && *lp <= 0.0));
+    }
+}
+
+#[test]
+fn stops_on_eos_and_on_stop_strings() {
+    let loaded = smollm2();
+    let eos = loaded.tokenizer.eos().unwrap().1;
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens: 40,
+        stop_token_ids: vec![eos],
+        ..SamplingParams::default()
+    };
+    let out = generate(
+        &loaded.model,
+        &loaded.tokenizer,
+        &[prompt("Say hello.")],
+        &params,
+    )
+    .unwrap();
+    assert_eq!(out[0].finish, FinishReason::StopToken(eos), "{:?}", out[0]);
+    assert_eq!(*out[0].tokens.last().unwrap(), eos);
+    assert!(!out[0].text.contains("<|im_end|>"));
+
+    // Stop on the second word of the greedy reply: the text is cut before it.
+    let full = &out[0].text;
+    let word = full.split_whitespace().nth(1).unwrap().to_string();
+    let params = SamplingParams {
+        stop_strings: vec![word.clone()],
+        ..params
+    };
+    let out = generate(
+        &loaded.model,
+        &loaded.tokenizer,
+        &[prompt("Say hello.")],
+        &params,
+    )
+    .unwrap();
+    assert_eq!(out[0].finish, FinishReason::StopString(word.clone()));
+    assert!(!out[0].text.contains(&word));
+    assert!(full.starts_with(&out[0].text));
+}
+
+#[test]
+fn max_new_tokens_bounds_the_output() {
+    let loaded = smollm2();
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens: 3,
+        ..SamplingParams::default()
+    };
+    let out = generate(
+        &loaded.model,
+        &loaded.tokenizer,
+        &[prompt("Count to ten.")],
+        &params,
+    )
+    .unwrap();
+    assert_eq!(out[0].tokens.len(), 3);
+    assert_eq!(out[0].finish, FinishReason::Length);
+}
