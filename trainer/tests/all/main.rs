@@ -6,5 +6,6 @@ mod errors;
 mod gradients;
 mod hf_dir;
 mod optim;
+mod policy;
 mod sampler;
 mod smollm2;

@@ -1,4 +1,5 @@
-//! The `trainer` binary: command-line access to the model runtime (`generate`, `logprobs`).
+//! The `trainer` binary: command-line access to the model runtime (`generate`, `logprobs`) and
+//! interactive evaluation of a local model in the tool environment (`eval`).
 //! Errors are printed once here, with their causes, and map to exit code 1 (usage errors: 2,
 //! from clap).
 
@@ -65,6 +66,9 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Evaluate the model interactively on a dataset in the tool environment (the same code as
+    /// `toolenv eval`, with the model run locally).
+    Eval(EvalArgs),
     /// Print `{"tokens": [...], "logprobs": [null, ...]}` for a text file, tokenized as is.
     Logprobs {
         #[command(flatten)]
@@ -73,6 +77,99 @@ enum Command {
         #[arg(long)]
         text_file: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The environment config (tools and limits).
+    #[arg(long, default_value = "env/config.toml")]
+    env: PathBuf,
+    /// A dataset name (toolrl, toolrl-sft, apibank, apibank-1, apibank-2, tasks, tasks-train) or
+    /// a JSONL file.
+    #[arg(long)]
+    dataset: String,
+    /// Force the dataset format (toolrl, apibank, tasks) instead of recognising it.
+    #[arg(long)]
+    format: Option<toolenv::dataset::Format>,
+    /// Sampling temperature (0 = greedy, as the paper evaluates).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Most tokens per assistant turn.
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: u32,
+    /// Write results.jsonl and summary.json here; a rerun resumes.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Evaluate only the first N samples.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Samples in flight at once (generation itself runs one turn at a time).
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+    /// Prompt style of multi-turn episodes: chat or paper.
+    #[arg(long, default_value = "chat")]
+    style: toolenv::rollout::PromptStyle,
+    /// Most assistant turns per episode.
+    #[arg(long, default_value_t = 6)]
+    max_turns: u32,
+    /// Seed of sampling and of the episodes' tool randomness.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// ToolRL reward variant for the reward terms.
+    #[arg(long, default_value = "default")]
+    variant: String,
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    use std::sync::Arc;
+    use toolenv::eval::{evaluate_blocking, summary_table, EvalOptions};
+    use toolenv::rollout::{Roller, RolloutConfig};
+
+    let dataset = toolenv::dataset::load(&args.dataset, args.format)?;
+    let registry = Arc::new(toolenv::Registry::load(&args.env)?);
+    let dev = device(args.model.device)?;
+    let loaded = load(&args.model.model, DType::F32, &dev)
+        .with_context(|| format!("loading {}", args.model.model.display()))?;
+    let name = args
+        .model
+        .model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "local".into());
+    let params = SamplingParams {
+        temperature: args.temperature,
+        max_new_tokens: args.max_new_tokens as usize,
+        seed: args.seed,
+        ..SamplingParams::default()
+    };
+    let policy = trainer::LocalPolicy::new(loaded, params, name);
+    let roller = Roller::new(
+        registry,
+        RolloutConfig {
+            style: args.style,
+            max_turns: args.max_turns,
+            max_new_tokens: args.max_new_tokens,
+            ..RolloutConfig::default()
+        },
+    );
+    let options = EvalOptions {
+        limit: args.limit,
+        concurrency: args.concurrency,
+        out_dir: args.out.clone(),
+        seed: args.seed,
+        max_new_tokens: args.max_new_tokens,
+        progress: true,
+        ..EvalOptions::default()
+    };
+    let rubric = toolenv::reward::Rubric::for_variant(&args.variant)?;
+    let (_, summary) = evaluate_blocking(&policy, &roller, &dataset, &rubric, &options)?;
+    print!("{}", summary_table(&summary));
+    if let Some(dir) = &args.out {
+        eprintln!("wrote {}", dir.join("summary.json").display());
+    }
+    Ok(())
 }
 
 fn device(arg: DeviceArg) -> Result<Device> {
@@ -127,6 +224,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", g.text);
             }
         }
+        Command::Eval(args) => eval(args)?,
         Command::Logprobs { model, text_file } => {
             let dev = device(model.device)?;
             let text = std::fs::read_to_string(&text_file)
