@@ -18,6 +18,8 @@ mod rng;
 pub mod rope;
 pub mod sampler;
 pub mod softmax;
+#[cfg(test)]
+mod testing;
 pub mod tokenizer;
 pub mod weights;
 

@@ -142,31 +142,13 @@ mod tests {
         let g = Tensor::randn(0f64, 1.0, (2, 3, 8), &dev).unwrap();
         let ours = rms_norm(x.as_tensor(), w.as_tensor(), 1e-5).unwrap();
         let reference = composed(x.as_tensor(), w.as_tensor(), 1e-5).unwrap();
-        let diff = |a: &Tensor, b: &Tensor| -> f64 {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap()
-        };
-        assert!(diff(&ours, &reference) < 1e-13);
-        let g1 = (ours * &g).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (reference * &g)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        for v in [&x, &w] {
-            let (a, b) = (
-                g1.get(v.as_tensor()).unwrap(),
-                g2.get(v.as_tensor()).unwrap(),
-            );
-            assert_eq!(a.dims(), b.dims());
-            assert!(diff(a, b) < 1e-12, "{}", diff(a, b));
-        }
+        crate::testing::assert_same_values_and_gradients(
+            ours,
+            reference,
+            &g,
+            &[&x, &w],
+            1e-13,
+            1e-12,
+        );
     }
 }

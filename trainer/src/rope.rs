@@ -137,28 +137,6 @@ mod tests {
             &sin.unsqueeze(1).unwrap(),
         )
         .unwrap();
-        let diff = |a: &Tensor, b: &Tensor| -> f64 {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap()
-        };
-        assert!(diff(&ours, &reference) < 1e-14);
-        let g1 = (ours * &g).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (reference * &g)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let (a, b) = (
-            g1.get(x.as_tensor()).unwrap(),
-            g2.get(x.as_tensor()).unwrap(),
-        );
-        assert!(diff(a, b) < 1e-14, "{}", diff(a, b));
+        crate::testing::assert_same_values_and_gradients(ours, reference, &g, &[&x], 1e-14, 1e-14);
     }
 }

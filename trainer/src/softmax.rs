@@ -264,29 +264,7 @@ mod tests {
         let w = Tensor::randn(0f64, 1.0, (3, 4, 9), &dev).unwrap();
         let ours = softmax_last_dim(x.as_tensor()).unwrap();
         let reference = composed(x.as_tensor()).unwrap();
-        let diff = |a: &Tensor, b: &Tensor| -> f64 {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap()
-        };
-        assert!(diff(&ours, &reference) < 1e-14);
-        let g1 = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (reference * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let (a, b) = (
-            g1.get(x.as_tensor()).unwrap(),
-            g2.get(x.as_tensor()).unwrap(),
-        );
-        assert!(diff(a, b) < 1e-14, "{}", diff(a, b));
+        crate::testing::assert_same_values_and_gradients(ours, reference, &w, &[&x], 1e-14, 1e-14);
     }
 
     #[test]
@@ -303,29 +281,7 @@ mod tests {
             .broadcast_add(&mask.unsqueeze(1).unwrap())
             .unwrap();
         let reference = composed(&shifted).unwrap();
-        let diff = |a: &Tensor, b: &Tensor| -> f64 {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap()
-        };
-        assert!(diff(&ours, &reference) < 1e-14);
-        let g1 = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (reference * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let (a, c) = (
-            g1.get(x.as_tensor()).unwrap(),
-            g2.get(x.as_tensor()).unwrap(),
-        );
-        assert!(diff(a, c) < 1e-14, "{}", diff(a, c));
+        crate::testing::assert_same_values_and_gradients(ours, reference, &w, &[&x], 1e-14, 1e-14);
     }
 
     #[test]
