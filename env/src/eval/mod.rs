@@ -5,7 +5,10 @@
 //! whole dataset through a policy.
 
 pub mod apibank;
+mod args;
 mod run;
+
+pub use args::{EvalArgs, EvalSetupError};
 
 pub use run::{
     episode_task, evaluate, evaluate_blocking, reference_turns, solution_script, summarize,

@@ -74,3 +74,13 @@ fn main() -> ExitCode {
 fn load_registry(arg: &ConfigArg) -> anyhow::Result<toolenv::Registry> {
     Ok(toolenv::Registry::load(&arg.config)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

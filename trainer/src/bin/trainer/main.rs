@@ -68,7 +68,7 @@ enum Command {
     },
     /// Evaluate the model interactively on a dataset in the tool environment (the same code as
     /// `toolenv eval`, with the model run locally).
-    Eval(EvalArgs),
+    Eval(LocalEvalArgs),
     /// Print `{"tokens": [...], "logprobs": [null, ...]}` for a text file, tokenized as is.
     Logprobs {
         #[command(flatten)]
@@ -80,55 +80,23 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct EvalArgs {
+struct LocalEvalArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// The environment config (tools and limits).
     #[arg(long, default_value = "env/config.toml")]
     env: PathBuf,
-    /// A dataset name (toolrl, toolrl-sft, apibank, apibank-1, apibank-2, tasks, tasks-train) or
-    /// a JSONL file.
-    #[arg(long)]
-    dataset: String,
-    /// Force the dataset format (toolrl, apibank, tasks) instead of recognising it.
-    #[arg(long)]
-    format: Option<toolenv::dataset::Format>,
+    #[command(flatten)]
+    eval: toolenv::eval::EvalArgs,
     /// Sampling temperature (0 = greedy, as the paper evaluates).
     #[arg(long, default_value_t = 0.0)]
     temperature: f64,
     /// Most tokens per assistant turn.
     #[arg(long, default_value_t = 256)]
     max_new_tokens: u32,
-    /// Write results.jsonl and summary.json here; a rerun resumes.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Evaluate only the first N samples.
-    #[arg(long)]
-    limit: Option<usize>,
-    /// Samples in flight at once (generation itself runs one turn at a time).
-    #[arg(long, default_value_t = 2)]
-    concurrency: usize,
-    /// Prompt style of multi-turn episodes: chat or paper.
-    #[arg(long, default_value = "chat")]
-    style: toolenv::rollout::PromptStyle,
-    /// Most assistant turns per episode.
-    #[arg(long, default_value_t = 6)]
-    max_turns: u32,
-    /// Seed of sampling and of the episodes' tool randomness.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// ToolRL reward variant for the reward terms.
-    #[arg(long, default_value = "default")]
-    variant: String,
 }
 
-fn eval(args: EvalArgs) -> Result<()> {
-    use std::sync::Arc;
-    use toolenv::eval::{evaluate_blocking, summary_table, EvalOptions};
-    use toolenv::rollout::{Roller, RolloutConfig};
-
-    let dataset = toolenv::dataset::load(&args.dataset, args.format)?;
-    let registry = Arc::new(toolenv::Registry::load(&args.env)?);
+fn eval(args: LocalEvalArgs) -> Result<()> {
     let dev = device(args.model.device)?;
     let loaded = load(&args.model.model, DType::F32, &dev)
         .with_context(|| format!("loading {}", args.model.model.display()))?;
@@ -141,34 +109,11 @@ fn eval(args: EvalArgs) -> Result<()> {
     let params = SamplingParams {
         temperature: args.temperature,
         max_new_tokens: args.max_new_tokens as usize,
-        seed: args.seed,
+        seed: args.eval.seed,
         ..SamplingParams::default()
     };
     let policy = trainer::LocalPolicy::new(loaded, params, name);
-    let roller = Roller::new(
-        registry,
-        RolloutConfig {
-            style: args.style,
-            max_turns: args.max_turns,
-            max_new_tokens: args.max_new_tokens,
-            ..RolloutConfig::default()
-        },
-    );
-    let options = EvalOptions {
-        limit: args.limit,
-        concurrency: args.concurrency,
-        out_dir: args.out.clone(),
-        seed: args.seed,
-        max_new_tokens: args.max_new_tokens,
-        progress: true,
-        ..EvalOptions::default()
-    };
-    let rubric = toolenv::reward::Rubric::for_variant(&args.variant)?;
-    let (_, summary) = evaluate_blocking(&policy, &roller, &dataset, &rubric, &options)?;
-    print!("{}", summary_table(&summary));
-    if let Some(dir) = &args.out {
-        eprintln!("wrote {}", dir.join("summary.json").display());
-    }
+    args.eval.run(&args.env, &policy, args.max_new_tokens)?;
     Ok(())
 }
 
@@ -260,5 +205,15 @@ fn main() -> ExitCode {
             eprintln!("trainer: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -1,0 +1,101 @@
+//! The command-line options every `eval` command shares (`toolenv eval`, `trainer eval`), so both
+//! binaries parse, load and report the same way and differ only in the policy they build.
+
+use super::{evaluate_blocking, summary_table, EvalError, EvalOptions, SampleResult};
+use crate::dataset::{self, Dataset, DatasetError, Format};
+use crate::policy::Policy;
+use crate::registry::{LoadError, Registry};
+use crate::reward::{Rubric, UnknownVariant};
+use crate::rollout::{PromptStyle, Roller, RolloutConfig};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Dataset, output and episode options of an evaluation.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// A dataset name (toolrl, toolrl-sft, apibank, apibank-1, apibank-2, tasks, tasks-train) or
+    /// a JSONL file.
+    #[arg(long)]
+    pub dataset: String,
+    /// Force the dataset format (toolrl, apibank, tasks) instead of recognising it.
+    #[arg(long)]
+    pub format: Option<Format>,
+    /// Write results.jsonl and summary.json here; a rerun resumes.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Evaluate only the first N samples.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Samples in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Prompt style of multi-turn episodes: chat or paper.
+    #[arg(long, default_value = "chat")]
+    pub style: PromptStyle,
+    /// Most assistant turns per episode.
+    #[arg(long, default_value_t = 6)]
+    pub max_turns: u32,
+    /// Seed of the episodes' tool randomness (and of local sampling).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// ToolRL reward variant for the reward terms.
+    #[arg(long, default_value = "default")]
+    pub variant: String,
+}
+
+/// Why an evaluation could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalSetupError {
+    /// The dataset could not be loaded.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// The environment config could not be loaded.
+    #[error(transparent)]
+    Registry(#[from] LoadError),
+    /// The reward variant is unknown.
+    #[error(transparent)]
+    Variant(#[from] UnknownVariant),
+    /// The run itself failed.
+    #[error(transparent)]
+    Run(#[from] EvalError),
+}
+
+impl EvalArgs {
+    /// Loads the dataset and the environment of `config`, runs every sample through `policy`
+    /// (`max_new_tokens` per turn), prints the summary table and returns the results.
+    pub fn run<P: Policy>(
+        &self,
+        config: &std::path::Path,
+        policy: &P,
+        max_new_tokens: u32,
+    ) -> Result<(Vec<SampleResult>, Value), EvalSetupError> {
+        let dataset: Dataset = dataset::load(&self.dataset, self.format)?;
+        let registry = Arc::new(Registry::load(config)?);
+        let rubric = Rubric::for_variant(&self.variant)?;
+        let roller = Roller::new(
+            registry,
+            RolloutConfig {
+                style: self.style,
+                max_turns: self.max_turns,
+                max_new_tokens,
+                ..RolloutConfig::default()
+            },
+        );
+        let options = EvalOptions {
+            limit: self.limit,
+            concurrency: self.concurrency,
+            out_dir: self.out.clone(),
+            seed: self.seed,
+            max_new_tokens,
+            progress: true,
+            ..EvalOptions::default()
+        };
+        let (results, summary) = evaluate_blocking(policy, &roller, &dataset, &rubric, &options)?;
+        print!("{}", summary_table(&summary));
+        if let Some(dir) = &self.out {
+            eprintln!("wrote {}", dir.join("summary.json").display());
+        }
+        Ok((results, summary))
+    }
+}
