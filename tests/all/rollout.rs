@@ -36,7 +36,8 @@ const TURNS: [&str; 3] = [
     "<think> done </think>\n<response> 137.795 ft </response>",
 ];
 
-/// Timings vary run to run; everything else is deterministic.
+/// Timings vary run to run, and fuel with the compiler that built the tools; everything else is
+/// deterministic.
 fn without_timings(mut t: Trajectory) -> serde_json::Value {
     t.policy_ms = 0.0;
     t.tools_ms = 0.0;
@@ -45,7 +46,13 @@ fn without_timings(mut t: Trajectory) -> serde_json::Value {
         turn.policy_ms = 0.0;
         turn.tools_ms = 0.0;
         for c in &mut turn.calls {
+            assert_eq!(
+                c.fuel > 0,
+                c.result.is_some(),
+                "only calls that ran use fuel"
+            );
             c.elapsed_us = 0;
+            c.fuel = 0;
         }
     }
     serde_json::to_value(&t).unwrap()
