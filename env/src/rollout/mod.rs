@@ -317,23 +317,20 @@ impl Roller {
                     task: task.to_string(),
                     message: e.to_string(),
                 })?;
-                let (result, error) = match outcome.result {
-                    Ok(v) => (Some(v), None),
-                    Err(e) => (
-                        None,
-                        Some(ErrorRecord {
+                let (result, error, shown) = match outcome.result {
+                    Ok(v) => (Some(v.clone()), None, Ok(v)),
+                    Err(e) => {
+                        let message = e.to_string();
+                        let record = ErrorRecord {
                             kind: e.kind().to_string(),
-                            message: e.to_string(),
-                        }),
-                    ),
+                            message: message.clone(),
+                        };
+                        (None, Some(record), Err(message))
+                    }
                 };
                 let observation = CallObservation {
                     name: call.name.clone(),
-                    outcome: match (&result, &error) {
-                        (Some(v), _) => Ok(v.clone()),
-                        (None, Some(e)) => Err(e.message.clone()),
-                        (None, None) => Err(String::new()),
-                    },
+                    outcome: shown,
                 };
                 outcomes[i] = Some(LineOutcome {
                     record: CallRecord {

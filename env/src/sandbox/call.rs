@@ -6,7 +6,7 @@
 
 use super::determinism::{call_seed, rng, FrozenMonotonicClock, FrozenWallClock};
 use super::limits::{Limiter, Limits, MemoryLimitExceeded};
-use super::pipe::{CappedPipe, OutputOverflow};
+use super::pipe::CappedPipe;
 use super::{CallState, HostError, PreparedModule, Sandbox, ToolError, EPOCH_TICK};
 use std::path::Path;
 use std::time::Duration;
@@ -197,13 +197,6 @@ fn classify_failure(
         return ToolError::Memory {
             tool,
             limit_bytes: limits.memory_bytes(),
-        };
-    }
-    if e.chain().any(|c| c.is::<OutputOverflow>()) {
-        return ToolError::OutputTooLarge {
-            tool,
-            stream: "stdout",
-            limit_bytes: limits.max_output_bytes,
         };
     }
     match e.downcast_ref::<Trap>() {

@@ -154,7 +154,7 @@ impl Sandbox {
     /// Compiles (or loads from the cache) and links `wasm`, checking that it is a command module
     /// whose every import the sandbox provides.
     pub fn prepare(&self, wasm: &[u8]) -> Result<PreparedModule, PrepareError> {
-        if wasmparser_is_component(wasm) {
+        if is_component(wasm) {
             return Err(PrepareError::Component);
         }
         let module: Module =
@@ -227,6 +227,6 @@ fn spawn_ticker(engine: &Engine, stop: Arc<AtomicBool>) {
 }
 
 /// A component starts with the same magic as a module but a different version/layer field.
-fn wasmparser_is_component(bytes: &[u8]) -> bool {
+fn is_component(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[4..8] == [0x0d, 0x00, 0x01, 0x00]
 }

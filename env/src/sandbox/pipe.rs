@@ -51,13 +51,27 @@ impl CappedPipe {
         (std::mem::take(&mut buf.bytes).freeze(), overflowed)
     }
 
-    fn overflow(&self, buf: &mut Buffer) -> StreamError {
+    /// Appends `data` whole, or records the overflow and appends nothing.
+    fn append(&self, data: &[u8]) -> Result<(), OutputOverflow> {
+        let mut buf = lock(&self.inner);
+        if data.len() > self.limit - buf.bytes.len() {
+            return Err(self.overflow(&mut buf));
+        }
+        buf.bytes.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn overflow(&self, buf: &mut Buffer) -> OutputOverflow {
         buf.overflowed = true;
-        StreamError::Trap(wasmtime::Error::new(OutputOverflow {
+        OutputOverflow {
             stream: self.stream,
             limit: self.limit,
-        }))
+        }
     }
+}
+
+fn trap(overflow: OutputOverflow) -> StreamError {
+    StreamError::Trap(wasmtime::Error::new(overflow))
 }
 
 // A poisoned lock only means another call on this pipe panicked mid-write; the bytes are still
@@ -69,12 +83,7 @@ fn lock(m: &Mutex<Buffer>) -> std::sync::MutexGuard<'_, Buffer> {
 #[wasmtime_wasi::async_trait]
 impl OutputStream for CappedPipe {
     fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
-        let mut buf = lock(&self.inner);
-        if bytes.len() > self.limit - buf.bytes.len() {
-            return Err(self.overflow(&mut buf));
-        }
-        buf.bytes.extend_from_slice(&bytes);
-        Ok(())
+        self.append(&bytes).map_err(trap)
     }
 
     fn flush(&mut self) -> Result<(), StreamError> {
@@ -84,7 +93,7 @@ impl OutputStream for CappedPipe {
     fn check_write(&mut self) -> Result<usize, StreamError> {
         let mut buf = lock(&self.inner);
         match self.limit - buf.bytes.len() {
-            0 => Err(self.overflow(&mut buf)),
+            0 => Err(trap(self.overflow(&mut buf))),
             room => Ok(room),
         }
     }
@@ -120,17 +129,8 @@ impl tokio::io::AsyncWrite for AsyncCapped {
         _cx: &mut std::task::Context<'_>,
         data: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        let pipe = &self.0;
-        let mut buf = lock(&pipe.inner);
-        if data.len() > pipe.limit - buf.bytes.len() {
-            buf.overflowed = true;
-            return std::task::Poll::Ready(Err(std::io::Error::other(OutputOverflow {
-                stream: pipe.stream,
-                limit: pipe.limit,
-            })));
-        }
-        buf.bytes.extend_from_slice(data);
-        std::task::Poll::Ready(Ok(data.len()))
+        let written = self.0.append(data).map(|()| data.len());
+        std::task::Poll::Ready(written.map_err(std::io::Error::other))
     }
 
     fn poll_flush(
