@@ -35,6 +35,37 @@ pub struct EnvConfig {
     /// The registered tools, in the order they are listed to the model.
     #[serde(default)]
     pub tools: Vec<ToolEntry>,
+    /// Training tables, read and checked key by key by the `trainer` crate (`trainer grpo`,
+    /// `trainer sft`); the environment itself does not use them.
+    #[serde(flatten)]
+    pub training: TrainingTables,
+}
+
+/// The tables of the file that configure training (documented in `trainer/src/train/config.rs`).
+/// Kept as raw TOML here so the environment does not depend on the trainer, while a misspelt
+/// table name is still an unknown key.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TrainingTables {
+    /// `[model]`: the model to train.
+    pub model: Option<toml::Table>,
+    /// `[data]`: the training prompts.
+    pub data: Option<toml::Table>,
+    /// `[rollout]`: sampling and episode limits.
+    pub rollout: Option<toml::Table>,
+    /// `[reward]`: rubric, variant and reward-term weights.
+    pub reward: Option<toml::Table>,
+    /// `[optimizer]`: AdamW and the learning-rate schedule.
+    pub optimizer: Option<toml::Table>,
+    /// `[grpo]`: the policy-gradient objective.
+    pub grpo: Option<toml::Table>,
+    /// `[sft]`: the supervised warm start.
+    pub sft: Option<toml::Table>,
+    /// `[eval]`: evaluation during training.
+    pub eval: Option<toml::Table>,
+    /// `[checkpoints]`: where and how often to save.
+    pub checkpoints: Option<toml::Table>,
+    /// `[train]`: seed, device, steps and output directory.
+    pub train: Option<toml::Table>,
 }
 
 /// Engine-wide settings.

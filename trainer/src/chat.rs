@@ -30,6 +30,7 @@ impl Message {
 /// A compiled chat template plus the special tokens it may refer to.
 pub struct ChatTemplate {
     env: Environment<'static>,
+    source: String,
     bos_token: String,
     eos_token: String,
 }
@@ -56,9 +57,15 @@ impl ChatTemplate {
             .map_err(|e| Error::Template(e.to_string()))?;
         Ok(ChatTemplate {
             env,
+            source: source.to_string(),
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
         })
+    }
+
+    /// The template's Jinja source.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Renders `messages`; with `add_generation_prompt` the text ends where the assistant's reply

@@ -160,6 +160,40 @@ impl ModelConfig {
         Ok(config)
     }
 
+    /// The Hugging Face `config.json` of this model (what [`ModelConfig::from_hf_config`] and
+    /// `transformers` read), with the tokenizer's special-token ids.
+    pub fn to_hf_json(&self, tokenizer: &crate::TextTokenizer) -> serde_json::Value {
+        let (model_type, arch) = match self.architecture {
+            Architecture::Llama => ("llama", "LlamaForCausalLM"),
+            Architecture::Qwen2 => ("qwen2", "Qwen2ForCausalLM"),
+        };
+        let mut v = serde_json::json!({
+            "architectures": [arch],
+            "model_type": model_type,
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "attention_bias": self.attention_bias,
+            "max_position_embeddings": self.max_position_embeddings,
+            "hidden_act": "silu",
+            "torch_dtype": "float32",
+        });
+        if let Some((_, bos)) = tokenizer.bos() {
+            v["bos_token_id"] = bos.into();
+        }
+        if let Some((_, eos)) = tokenizer.eos() {
+            v["eos_token_id"] = eos.into();
+        }
+        v
+    }
+
     /// Checks the relations between sizes that the model code relies on.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.num_kv_heads == 0 || !self.num_heads.is_multiple_of(self.num_kv_heads) {

@@ -16,7 +16,7 @@ pub enum Error {
         what: String,
     },
     /// Reading a file failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("{path}: {source}")]
     Io {
         /// The file.
         path: PathBuf,

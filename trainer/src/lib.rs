@@ -5,9 +5,11 @@
 //! its tokenizer and chat template ([`tokenizer`], [`chat`]) and a batched, seeded sampler with a
 //! KV cache ([`sampler`]).
 
+pub mod batched;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod grpo;
 pub mod load;
 pub mod logprobs;
 pub mod model;
@@ -21,8 +23,10 @@ pub mod softmax;
 #[cfg(test)]
 mod testing;
 pub mod tokenizer;
+pub mod train;
 pub mod weights;
 
+pub use batched::{BatchedPolicy, Participant, SamplingStats};
 pub use chat::{ChatTemplate, Message};
 pub use config::{Architecture, ModelConfig};
 pub use error::{Error, Result};

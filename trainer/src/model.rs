@@ -120,6 +120,32 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// A cache of batch size `b` whose every row is this batch-1 cache. Differentiable: the
+    /// gradients of the `b` rows flow back summed into the shared entries.
+    pub fn repeat_batch(&self, b: usize) -> Result<KvCache> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| {
+                layer
+                    .as_ref()
+                    .map(|(k, v)| -> Result<(Tensor, Tensor)> {
+                        let (one, heads, t, d) = k.dims4()?;
+                        if one != 1 {
+                            return Err(Error::InvalidInput(format!(
+                                "repeat_batch needs a batch-1 cache, not {one}"
+                            )));
+                        }
+                        let k = k.broadcast_as((b, heads, t, d))?.contiguous()?;
+                        let v = v.broadcast_as((b, heads, t, d))?.contiguous()?;
+                        Ok((k, v))
+                    })
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers })
+    }
 }
 
 /// Position ids and attention mask of one forward call.
@@ -317,6 +343,63 @@ impl Model {
         Ok(lp.reshape((b, t - 1))?)
     }
 
+    /// Log-probabilities of `suffixes[i]` after the shared `prefix`, `[b, w]` with `w` the
+    /// longest suffix: entry `(i, j)` is `log p(suffixes[i][j] | prefix, suffixes[i][..j])`;
+    /// entries past a suffix's end are padding (finite, to be masked by the caller).
+    ///
+    /// The prefix runs once at batch size 1 and its keys and values are shared by every suffix
+    /// in the same graph, so gradients are exactly those of running each `prefix + suffix`
+    /// separately (the shared part receives the sum of the suffixes' gradients), while the
+    /// prefix costs one sequence instead of `b`.
+    pub fn prefix_logprobs(
+        &self,
+        prefix: &[u32],
+        suffixes: &[Vec<u32>],
+        chunk: usize,
+    ) -> Result<Tensor> {
+        let p = prefix.len();
+        let b = suffixes.len();
+        if p == 0 || b == 0 || suffixes.iter().any(Vec::is_empty) {
+            return Err(Error::InvalidInput(
+                "prefix_logprobs needs a non-empty prefix and non-empty suffixes".into(),
+            ));
+        }
+        let w = suffixes.iter().map(Vec::len).max().unwrap_or(0);
+        let mut cache = KvCache::new(self.layers.len());
+        let ids = Tensor::new(prefix, &self.device)?.unsqueeze(0)?;
+        let frame = self.frame(&[(0..p as u32).collect()], &[vec![true; p]], 0)?;
+        let hidden_p = self.run(&ids, &frame, Some(&mut cache), Kernels::Differentiable)?;
+        let mut cache = cache.repeat_batch(b)?;
+
+        let mut ids = Vec::with_capacity(b * w);
+        let mut key_valid = Vec::with_capacity(b);
+        let mut positions = Vec::with_capacity(b);
+        for s in suffixes {
+            ids.extend_from_slice(s);
+            ids.extend(std::iter::repeat_n(0, w - s.len()));
+            let mut valid = vec![true; p + s.len()];
+            valid.extend(std::iter::repeat_n(false, w - s.len()));
+            key_valid.push(valid);
+            // Right padding: real tokens take positions p.., pads never precede a real token.
+            positions.push((p as u32..(p + w) as u32).collect::<Vec<_>>());
+        }
+        let ids = Tensor::from_vec(ids, (b, w), &self.device)?;
+        let frame = self.frame(&positions, &key_valid, p)?;
+        let hidden_s = self.run(&ids, &frame, Some(&mut cache), Kernels::Differentiable)?;
+
+        // Token j of a suffix is predicted by the hidden state just before it: the prefix's last
+        // position for j = 0, the suffix's position j-1 otherwise.
+        let h = self.config.hidden_size;
+        let last = hidden_p.narrow(1, p - 1, 1)?.broadcast_as((b, 1, h))?;
+        let before = if w > 1 {
+            Tensor::cat(&[&last, &hidden_s.narrow(1, 0, w - 1)?], 1)?
+        } else {
+            last.contiguous()?
+        };
+        let lp = self.logprobs_of(&before, &ids, chunk)?;
+        Ok(lp.reshape((b, w))?)
+    }
+
     /// `log softmax(hidden @ lm_head^T)[target]` row by row, for hidden `[.., h]` and targets of
     /// the same leading shape; returns a flat `[n]` tensor. Chunked over rows (see
     /// [`Model::token_logprobs`]).
@@ -446,7 +529,12 @@ impl Model {
             let (k, v) = match cache.as_deref_mut() {
                 Some(cache) => {
                     let (k, v) = match &cache.layers[li] {
-                        Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
+                        Some((pk, pv)) => (
+                            // Contiguous parts keep the result contiguous (candle's cat of
+                            // strided parts returns a transposed view matmul rejects).
+                            Tensor::cat(&[pk, &k.contiguous()?], 2)?,
+                            Tensor::cat(&[pv, &v.contiguous()?], 2)?,
+                        ),
                         None => (k.contiguous()?, v.contiguous()?),
                     };
                     cache.layers[li] = Some((k.clone(), v.clone()));

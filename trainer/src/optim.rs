@@ -101,8 +101,76 @@ impl AdamW {
         self.step
     }
 
+    /// The first and second moments of every variable, in the order the variables were given,
+    /// as f32 CPU tensors of the variable's shape (for checkpoints).
+    pub fn moments(&self) -> Result<Vec<(Tensor, Tensor)>> {
+        self.params
+            .iter()
+            .map(|(var, moments)| {
+                let shape = var.as_tensor().shape().clone();
+                Ok(match moments {
+                    Moments::Cpu { m, v } => (
+                        Tensor::from_slice(m, shape.clone(), &candle_core::Device::Cpu)?,
+                        Tensor::from_slice(v, shape, &candle_core::Device::Cpu)?,
+                    ),
+                    Moments::Tensors { m, v } => (
+                        m.to_dtype(DType::F32)?
+                            .to_device(&candle_core::Device::Cpu)?,
+                        v.to_dtype(DType::F32)?
+                            .to_device(&candle_core::Device::Cpu)?,
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    /// Restores the moments (as [`AdamW::moments`] returns them) and the step count.
+    pub fn restore(&mut self, moments: Vec<(Tensor, Tensor)>, steps: u64) -> Result<()> {
+        if moments.len() != self.params.len() {
+            return Err(Error::InvalidInput(format!(
+                "{} optimizer moments for {} parameters",
+                moments.len(),
+                self.params.len()
+            )));
+        }
+        for (i, ((var, slot), (m, v))) in self.params.iter_mut().zip(moments).enumerate() {
+            let dims = var.as_tensor().dims();
+            if m.dims() != dims || v.dims() != dims {
+                return Err(Error::InvalidInput(format!(
+                    "optimizer moment {i} has shape {:?}, the parameter {:?}",
+                    m.dims(),
+                    dims
+                )));
+            }
+            match slot {
+                Moments::Cpu { m: sm, v: sv } => {
+                    *sm = m.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+                    *sv = v.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+                }
+                Moments::Tensors { m: sm, v: sv } => {
+                    let t = var.as_tensor();
+                    *sm = m.to_dtype(t.dtype())?.to_device(t.device())?;
+                    *sv = v.to_dtype(t.dtype())?.to_device(t.device())?;
+                }
+            }
+        }
+        self.step = steps;
+        Ok(())
+    }
+
     /// One update from `grads`; variables without a gradient are left alone.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step_scaled(grads, 1.0)
+    }
+
+    /// One update from `grads` multiplied by `scale` (gradient clipping folds into the update
+    /// instead of rewriting every gradient first).
+    pub fn step_scaled(&mut self, grads: &GradStore, scale: f64) -> Result<()> {
+        if !scale.is_finite() {
+            return Err(Error::InvalidInput(format!(
+                "gradient scale {scale} is not finite"
+            )));
+        }
         self.step += 1;
         let c = self.config.clone();
         let t = self.step as i32;
@@ -123,6 +191,7 @@ impl AdamW {
                 Moments::Cpu { m, v } => {
                     let grad = grad.to_dtype(DType::F32)?.contiguous()?;
                     let op = FusedStep {
+                        scale: scale as f32,
                         m: Mutex::new(m),
                         v: Mutex::new(v),
                         lr: c.lr as f32,
@@ -136,7 +205,7 @@ impl AdamW {
                     var.as_tensor().inplace_op2(&grad, &op)?;
                 }
                 Moments::Tensors { m, v } => {
-                    let grad = grad.to_dtype(var.as_tensor().dtype())?;
+                    let grad = (grad.to_dtype(var.as_tensor().dtype())? * scale)?;
                     *m = ((&*m * c.beta1)? + (&grad * (1.0 - c.beta1))?)?;
                     *v = ((&*v * c.beta2)? + (grad.sqr()? * (1.0 - c.beta2))?)?;
                     let m_hat = (&*m / bias1)?;
@@ -154,6 +223,7 @@ impl AdamW {
 
 /// The fused update of one f32 CPU parameter.
 struct FusedStep<'a> {
+    scale: f32,
     m: Mutex<&'a mut Vec<f32>>,
     v: Mutex<&'a mut Vec<f32>>,
     lr: f32,
@@ -170,6 +240,7 @@ impl FusedStep<'_> {
         // Written as `lr/bias1 * m / (sqrt(v)/sqrt(bias2) + eps)`, the PyTorch formulation.
         let step = self.lr / self.bias1;
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = g * self.scale;
             *m = self.beta1 * *m + (1.0 - self.beta1) * g;
             *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
             let denom = v.sqrt() / self.bias2_sqrt + self.eps;

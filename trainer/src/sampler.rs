@@ -67,56 +67,137 @@ pub struct Generation {
     /// `log p(token)` of each generated token under the model's unmodified distribution (before
     /// temperature, top-k and top-p), the quantity a policy-gradient ratio needs.
     pub logprobs: Vec<f32>,
+    /// Mean entropy (nats) of the unmodified next-token distribution over the generated tokens.
+    pub mean_entropy: f64,
     /// Why generation ended.
     pub finish: FinishReason,
 }
 
+/// One prompt of a batch, with its own seed and token budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Prompt token ids (e.g. a rendered chat template).
+    pub prompt: Vec<u32>,
+    /// Seed of this row's sampling generator: a row samples the same tokens whatever else is in
+    /// the batch (up to floating-point differences of batch shapes).
+    pub seed: u64,
+    /// Most tokens this row may generate (capped by `params.max_new_tokens`).
+    pub max_new_tokens: usize,
+}
+
 /// Generates one continuation per prompt (token ids, e.g. a rendered chat template), all in one
-/// batch.
+/// batch. Row `i` samples with its own generator seeded from `params.seed` and `i`.
 pub fn generate(
     model: &Model,
     tokenizer: &TextTokenizer,
     prompts: &[Vec<u32>],
     params: &SamplingParams,
 ) -> Result<Vec<Generation>> {
+    let rows: Vec<Row> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Row {
+            prompt: p.clone(),
+            seed: row_seed(params.seed, i as u64),
+            max_new_tokens: params.max_new_tokens,
+        })
+        .collect();
+    generate_rows(model, tokenizer, &rows, params)
+}
+
+/// The seed of row `i` of a batch sampled with `seed` (row 0 keeps `seed`).
+pub fn row_seed(seed: u64, i: u64) -> u64 {
+    seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Generates one continuation per row, all in one batch.
+///
+/// The longest prefix shared by every prompt (typically the system prompt) is run once at batch
+/// size 1 and its keys and values are shared by all rows; the rest of each prompt is left-padded
+/// after it. Padded keys are masked and positions count only real tokens, so every row generates
+/// what it would alone.
+pub fn generate_rows(
+    model: &Model,
+    tokenizer: &TextTokenizer,
+    rows: &[Row],
+    params: &SamplingParams,
+) -> Result<Vec<Generation>> {
     validate(params)?;
-    if prompts.is_empty() {
+    if rows.is_empty() {
         return Ok(Vec::new());
     }
-    if prompts.iter().any(|p| p.is_empty()) {
+    if rows.iter().any(|r| r.prompt.is_empty()) {
         return Err(Error::InvalidInput("empty prompt".into()));
     }
     let vocab = model.config().vocab_size as u32;
-    if let Some(bad) = prompts.iter().flatten().find(|&&id| id >= vocab) {
+    if let Some(bad) = rows.iter().flat_map(|r| &r.prompt).find(|&&id| id >= vocab) {
         return Err(Error::InvalidInput(format!(
             "token id {bad} outside the vocabulary ({vocab})"
         )));
     }
-    let b = prompts.len();
-    let width = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let b = rows.len();
+    let limits: Vec<usize> = rows
+        .iter()
+        .map(|r| r.max_new_tokens.min(params.max_new_tokens))
+        .collect();
+    // Every row keeps at least one token after the shared prefix: its last prompt token is what
+    // produces the first logits.
+    let shared = if b > 1 {
+        common_prefix(rows.iter().map(|r| r.prompt.as_slice()))
+            .min(rows.iter().map(|r| r.prompt.len() - 1).min().unwrap_or(0))
+    } else {
+        0
+    };
+    let device = model.device();
+    let mut cache = KvCache::new(model.config().num_layers);
+    if shared > 0 {
+        let ids = Tensor::new(&rows[0].prompt[..shared], device)?.unsqueeze(0)?;
+        let positions = vec![(0..shared as u32).collect::<Vec<_>>()];
+        let valid = vec![vec![true; shared]];
+        model.forward_step(&ids, &positions, &valid, &mut cache)?;
+        cache = cache.repeat_batch(b)?;
+    }
+    let width = rows
+        .iter()
+        .map(|r| r.prompt.len() - shared)
+        .max()
+        .unwrap_or(0);
     let pad = params.stop_token_ids.first().copied().unwrap_or(0);
     let mut ids = Vec::with_capacity(b * width);
     let mut key_valid: Vec<Vec<bool>> = Vec::with_capacity(b);
-    for p in prompts {
-        let missing = width - p.len();
+    let mut positions: Vec<Vec<u32>> = Vec::with_capacity(b);
+    for r in rows {
+        let rest = &r.prompt[shared..];
+        let missing = width - rest.len();
         ids.extend(std::iter::repeat_n(pad, missing));
-        ids.extend_from_slice(p);
-        let mut valid = vec![false; missing];
-        valid.extend(std::iter::repeat_n(true, p.len()));
+        ids.extend_from_slice(rest);
+        let mut valid = vec![true; shared];
+        valid.extend(std::iter::repeat_n(false, missing));
+        valid.extend(std::iter::repeat_n(true, rest.len()));
+        positions.push(positions_of(&valid, 0)[shared..].to_vec());
         key_valid.push(valid);
     }
-    let positions: Vec<Vec<u32>> = key_valid.iter().map(|v| positions_of(v, 0)).collect();
-    let mut next_pos: Vec<u32> = prompts.iter().map(|p| p.len() as u32).collect();
-    let device = model.device();
-    let mut cache = KvCache::new(model.config().num_layers);
+    let mut next_pos: Vec<u32> = rows.iter().map(|r| r.prompt.len() as u32).collect();
     let input = Tensor::from_vec(ids, (b, width), device)?;
     let mut logits = model.forward_step(&input, &positions, &key_valid, &mut cache)?;
 
-    let mut rng = SplitMix64(params.seed);
+    let mut rngs: Vec<SplitMix64> = rows.iter().map(|r| SplitMix64(r.seed)).collect();
     let mut out: Vec<Option<Generation>> = vec![None; b];
     let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); b];
     let mut logprobs: Vec<Vec<f32>> = vec![Vec::new(); b];
-    for _step in 0..params.max_new_tokens {
+    let mut entropy: Vec<f64> = vec![0.0; b];
+    for (i, limit) in limits.iter().enumerate() {
+        if *limit == 0 {
+            out[i] = Some(make_generation(
+                tokenizer,
+                &[],
+                &[],
+                0.0,
+                FinishReason::Length,
+            )?);
+        }
+    }
+    while out.iter().any(Option::is_none) {
         let rows: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
         let mut step_ids = Vec::with_capacity(b);
         for (i, row) in rows.iter().enumerate() {
@@ -125,15 +206,18 @@ pub fn generate(
                 step_ids.push(pad);
                 continue;
             }
-            let (id, lp) = pick(row, params, &mut rng);
-            tokens[i].push(id);
-            logprobs[i].push(lp);
-            step_ids.push(id);
-            if let Some(finish) = finished(tokenizer, &tokens[i], params)? {
+            let picked = pick(row, params, &mut rngs[i]);
+            tokens[i].push(picked.id);
+            logprobs[i].push(picked.logprob);
+            entropy[i] += picked.entropy;
+            step_ids.push(picked.id);
+            if let Some(finish) = finished(tokenizer, &tokens[i], params, limits[i])? {
+                let mean_entropy = entropy[i] / tokens[i].len() as f64;
                 out[i] = Some(make_generation(
                     tokenizer,
                     &tokens[i],
                     &logprobs[i],
+                    mean_entropy,
                     finish,
                 )?);
             }
@@ -149,12 +233,19 @@ pub fn generate(
         let input = Tensor::from_vec(step_ids, (b, 1), device)?;
         logits = model.forward_step(&input, &positions, &key_valid, &mut cache)?;
     }
-    (0..b)
-        .map(|i| match out[i].take() {
-            Some(g) => Ok(g),
-            None => make_generation(tokenizer, &tokens[i], &logprobs[i], FinishReason::Length),
-        })
+    out.into_iter()
+        .map(|g| g.ok_or_else(|| Error::InvalidInput("a row never finished".into())))
         .collect()
+}
+
+/// Length of the longest prefix shared by every sequence.
+pub fn common_prefix<'a>(mut seqs: impl Iterator<Item = &'a [u32]>) -> usize {
+    let Some(first) = seqs.next() else {
+        return 0;
+    };
+    seqs.fold(first.len(), |n, s| {
+        first[..n].iter().zip(s).take_while(|(a, b)| a == b).count()
+    })
 }
 
 fn validate(params: &SamplingParams) -> Result<()> {
@@ -173,22 +264,36 @@ fn validate(params: &SamplingParams) -> Result<()> {
     Ok(())
 }
 
-/// Chooses a token from one row of logits; returns it with its log-probability under the
-/// unmodified distribution.
-fn pick(logits: &[f32], params: &SamplingParams, rng: &mut SplitMix64) -> (u32, f32) {
+struct Picked {
+    id: u32,
+    logprob: f32,
+    entropy: f64,
+}
+
+/// Chooses a token from one row of logits; returns it with its log-probability and the entropy
+/// of the unmodified distribution (before temperature, top-k and top-p).
+fn pick(logits: &[f32], params: &SamplingParams, rng: &mut SplitMix64) -> Picked {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max
-        + logits
-            .iter()
-            .map(|&l| ((l - max) as f64).exp())
-            .sum::<f64>()
-            .ln() as f32;
+    let (mut z, mut zl) = (0.0f64, 0.0f64);
+    for &l in logits {
+        let d = (l - max) as f64;
+        let e = d.exp();
+        z += e;
+        zl += e * d;
+    }
+    let lse = max as f64 + z.ln();
+    // H = -sum p log p = log z - sum(e d) / z, with d = l - max.
+    let entropy = z.ln() - zl / z;
     let id = if params.temperature == 0.0 {
         argmax(logits)
     } else {
         sample(logits, params, rng)
     };
-    (id as u32, logits[id] - lse)
+    Picked {
+        id: id as u32,
+        logprob: (logits[id] as f64 - lse) as f32,
+        entropy,
+    }
 }
 
 fn argmax(logits: &[f32]) -> usize {
@@ -244,6 +349,7 @@ fn finished(
     tokenizer: &TextTokenizer,
     tokens: &[u32],
     params: &SamplingParams,
+    limit: usize,
 ) -> Result<Option<FinishReason>> {
     if let Some(&last) = tokens.last() {
         if params.stop_token_ids.contains(&last) {
@@ -260,7 +366,7 @@ fn finished(
             return Ok(Some(FinishReason::StopString(s.clone())));
         }
     }
-    if tokens.len() >= params.max_new_tokens {
+    if tokens.len() >= limit {
         return Ok(Some(FinishReason::Length));
     }
     Ok(None)
@@ -270,6 +376,7 @@ fn make_generation(
     tokenizer: &TextTokenizer,
     tokens: &[u32],
     logprobs: &[f32],
+    mean_entropy: f64,
     finish: FinishReason,
 ) -> Result<Generation> {
     let mut text = tokenizer.decode(tokens, true)?;
@@ -282,6 +389,7 @@ fn make_generation(
         text,
         tokens: tokens.to_vec(),
         logprobs: logprobs.to_vec(),
+        mean_entropy,
         finish,
     })
 }
@@ -289,6 +397,16 @@ fn make_generation(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_prefix_of_sequences() {
+        let a = [1u32, 2, 3, 4];
+        let b = [1u32, 2, 5];
+        let c = [1u32, 2, 3];
+        assert_eq!(common_prefix([&a[..], &b[..], &c[..]].into_iter()), 2);
+        assert_eq!(common_prefix([&a[..]].into_iter()), 4);
+        assert_eq!(common_prefix(std::iter::empty()), 0);
+    }
 
     #[test]
     fn top_k_one_is_greedy() {
@@ -323,7 +441,8 @@ mod tests {
             temperature: 0.0,
             ..Default::default()
         };
-        let (_, lp) = pick(&logits, &params, &mut SplitMix64(1));
-        assert!((lp - 0.5f32.ln()).abs() < 1e-6);
+        let picked = pick(&logits, &params, &mut SplitMix64(1));
+        assert!((picked.logprob - 0.5f32.ln()).abs() < 1e-6);
+        assert!((picked.entropy - 2f64.ln()).abs() < 1e-9);
     }
 }

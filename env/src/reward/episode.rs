@@ -154,6 +154,32 @@ impl EpisodeReward for MeanTurnCorrectness {
     }
 }
 
+/// The fraction of turns written in one of the TIR shapes (`<think>` then `<tool_call>`,
+/// `<response>` or both, as the format reward's patterns define them); 0 for no turns. The
+/// format signal of a multi-turn episode, where each turn may call tools or answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MeanTurnFormat;
+
+impl EpisodeReward for MeanTurnFormat {
+    fn name(&self) -> &'static str {
+        "mean_turn_format"
+    }
+
+    fn score(&self, episode: &Episode<'_>) -> f64 {
+        use super::format::Shape;
+        if episode.turns.is_empty() {
+            return 0.0;
+        }
+        let shapes = [Shape::ToolCall, Shape::Response, Shape::ToolCallAndResponse];
+        let good = episode
+            .turns
+            .iter()
+            .filter(|t| shapes.iter().any(|s| s.accepts(t.text)))
+            .count();
+        good as f64 / episode.turns.len() as f64
+    }
+}
+
 fn indicator(b: bool) -> f64 {
     if b {
         1.0

@@ -3,12 +3,12 @@
 use super::Trajectory;
 use crate::reward::episode::{
     AnswerExactMatch, AnswerNormalizedMatch, CallOutcome, Episode, EpisodeReward, EpisodeTurn,
-    MeanTurnCorrectness, ToolSuccessRate,
+    MeanTurnCorrectness, MeanTurnFormat, ToolSuccessRate,
 };
 use crate::reward::{GroundTruth, Rubric};
 
 /// Fills `trajectory.rewards` with `answer_exact_match`, `answer_normalized_match`,
-/// `tool_success_rate` and `mean_turn_correctness` (ToolRL correctness of turn k against
+/// `tool_success_rate`, `mean_turn_format` and `mean_turn_correctness` (ToolRL correctness of turn k against
 /// `reference[k]`, averaged over the turns that have one).
 pub fn score_trajectory(
     trajectory: &mut Trajectory,
@@ -45,10 +45,11 @@ pub fn score_trajectory(
         expected_answer: trajectory.expected_answer.as_deref(),
         step,
     };
-    let rewards: [&dyn EpisodeReward; 4] = [
+    let rewards: [&dyn EpisodeReward; 5] = [
         &AnswerExactMatch,
         &AnswerNormalizedMatch,
         &ToolSuccessRate,
+        &MeanTurnFormat,
         &MeanTurnCorrectness {
             rubric: rubric.clone(),
         },

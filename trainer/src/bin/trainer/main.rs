@@ -1,5 +1,6 @@
-//! The `trainer` binary: command-line access to the model runtime (`generate`, `logprobs`) and
-//! interactive evaluation of a local model in the tool environment (`eval`).
+//! The `trainer` binary: command-line access to the model runtime (`generate`, `logprobs`),
+//! interactive evaluation of a local model in the tool environment (`eval`) and training
+//! (`sft`, `grpo`).
 //! Errors are printed once here, with their causes, and map to exit code 1 (usage errors: 2,
 //! from clap).
 
@@ -69,6 +70,33 @@ enum Command {
     /// Evaluate the model interactively on a dataset in the tool environment (the same code as
     /// `toolenv eval`, with the model run locally).
     Eval(LocalEvalArgs),
+    /// Train with GRPO on the environment's tasks, as `[model]`, `[data]`, `[rollout]`,
+    /// `[reward]`, `[optimizer]`, `[grpo]`, `[eval]`, `[checkpoints]` and `[train]` of the file
+    /// say.
+    Grpo {
+        /// The environment file with the training tables.
+        #[arg(long, default_value = "env/config.toml")]
+        env: PathBuf,
+        /// Train up to this step (overrides `[grpo] steps`).
+        #[arg(long)]
+        steps: Option<u64>,
+        /// Output directory (overrides `[train] out`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue from the latest checkpoint in the output directory.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Supervised warm start on `[sft] data` (loss on completion tokens only); writes a Hugging
+    /// Face directory `<[sft] out>/model` that `[grpo] start_from` can name.
+    Sft {
+        /// The environment file with the training tables.
+        #[arg(long, default_value = "env/config.toml")]
+        env: PathBuf,
+        /// Optimizer steps (overrides `[sft] steps`).
+        #[arg(long)]
+        steps: Option<u64>,
+    },
     /// Print `{"tokens": [...], "logprobs": [null, ...]}` for a text file, tokenized as is.
     Logprobs {
         #[command(flatten)]
@@ -170,6 +198,43 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Eval(args) => eval(args)?,
+        Command::Grpo {
+            env,
+            steps,
+            out,
+            resume,
+        } => {
+            let config = trainer::train::TrainConfig::read(&env)?;
+            if config.train.device == "cuda" && !cfg!(feature = "cuda") {
+                bail!("[train] device = \"cuda\" needs a build with `--features cuda`");
+            }
+            let options = trainer::train::RunOptions {
+                steps,
+                out,
+                resume,
+                progress: true,
+            };
+            let mut run = trainer::train::GrpoRun::new(config, &options)?;
+            let last = run.run(true)?;
+            if let Some(f) = last {
+                println!(
+                    "step {}: held-out accuracy {} | mean reward {:.4} ({} samples)",
+                    run.step(),
+                    f.accuracy.map_or("-".into(), |a| format!("{a:.2}%")),
+                    f.mean_reward,
+                    f.samples
+                );
+            }
+            println!("model: {}", run.out().join("model").display());
+        }
+        Command::Sft { env, steps } => {
+            let config = trainer::train::TrainConfig::read(&env)?;
+            if config.train.device == "cuda" && !cfg!(feature = "cuda") {
+                bail!("[train] device = \"cuda\" needs a build with `--features cuda`");
+            }
+            let dir = trainer::train::sft::run(&config, steps, true)?;
+            println!("model: {}", dir.display());
+        }
         Command::Logprobs { model, text_file } => {
             let dev = device(model.device)?;
             let text = std::fs::read_to_string(&text_file)

@@ -1,0 +1,287 @@
+//! `trainer sft`: a supervised warm start, loss on the completion tokens only.
+//!
+//! Two kinds of data: ToolRL's SFT split (`toolrl-sft`: system + user prompt, the expected
+//! completion as target) and executable tasks (`tasks-train`: each task's reference solution is
+//! replayed through the real tools by the rollout loop, so every assistant turn is a target in
+//! exactly the context, observations included, that the model sees during GRPO). Sequences are
+//! rendered with the model's chat template; a target ends with the template's end-of-turn token
+//! so the model learns to stop. Micro-batches share their prompt prefix like GRPO's.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Var};
+use serde_json::json;
+use toolenv::chat::Message as EnvMessage;
+use toolenv::dataset::Sample;
+use toolenv::eval::{episode_task, solution_script};
+use toolenv::policy::{Policy, PolicyError, PolicyTurn, ScriptedPolicy, TurnRequest};
+use toolenv::rollout::{Roller, RolloutConfig};
+use toolenv::Registry;
+
+use crate::error::{Error, Result};
+use crate::grpo;
+use crate::optim::{AdamW, AdamWConfig};
+use crate::policy::role_name;
+use crate::train::checkpoint;
+use crate::train::config::TrainConfig;
+use crate::train::grpo_run::{append, permutation};
+use crate::train::update::{self, Seq};
+use crate::{load, LoadedModel, Message, TextTokenizer};
+
+/// A conversation prefix and the assistant text that should follow it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// Messages before the target turn (system first).
+    pub messages: Vec<EnvMessage>,
+    /// The assistant turn to learn.
+    pub target: String,
+}
+
+/// Records every request a scripted policy answers.
+struct Recorder {
+    inner: ScriptedPolicy,
+    seen: Mutex<Vec<Example>>,
+}
+
+impl Policy for Recorder {
+    fn name(&self) -> String {
+        "reference".into()
+    }
+
+    async fn next_turn(
+        &self,
+        request: TurnRequest<'_>,
+    ) -> std::result::Result<PolicyTurn, PolicyError> {
+        let turn = self.inner.next_turn(request).await?;
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Example {
+                messages: request.messages.to_vec(),
+                target: turn.text.clone(),
+            });
+        Ok(turn)
+    }
+}
+
+/// The SFT examples of `config.sft.data`.
+pub fn examples(config: &TrainConfig) -> Result<Vec<Example>> {
+    let dataset = toolenv::dataset::load(&config.sft.data, None)
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let samples: Vec<&Sample> = dataset
+        .iter()
+        .take(config.sft.limit.unwrap_or(usize::MAX))
+        .collect();
+    let mut out = Vec::new();
+    let mut roller: Option<Roller> = None;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io(PathBuf::from("<tokio runtime>"), e))?;
+    for (i, sample) in samples.into_iter().enumerate() {
+        match sample {
+            Sample::ToolRl(s) => out.push(Example {
+                messages: vec![EnvMessage::system(&s.system), EnvMessage::user(&s.user)],
+                target: s.output.trim().to_string(),
+            }),
+            Sample::Task(task) => {
+                if roller.is_none() {
+                    let registry = Registry::load(&config.path).map_err(|e| {
+                        Error::InvalidInput(format!("{}: {e}", config.path.display()))
+                    })?;
+                    roller = Some(Roller::new(
+                        Arc::new(registry),
+                        RolloutConfig {
+                            max_turns: config.rollout.max_turns.max(8),
+                            style: config.rollout.style,
+                            ..RolloutConfig::default()
+                        },
+                    ));
+                }
+                let Some(roller) = roller.as_ref() else {
+                    continue;
+                };
+                let recorder = Recorder {
+                    inner: ScriptedPolicy::new(solution_script(task)),
+                    seen: Mutex::new(Vec::new()),
+                };
+                let episode = episode_task(task);
+                let trajectory = runtime
+                    .block_on(roller.run(&recorder, &episode, i as u64, config.train.seed))
+                    .map_err(|e| Error::InvalidInput(format!("replaying {}: {e}", task.id)))?;
+                if trajectory.calls().any(|c| !c.succeeded()) {
+                    return Err(Error::InvalidInput(format!(
+                        "the reference solution of {} has a failing call",
+                        task.id
+                    )));
+                }
+                out.extend(
+                    recorder
+                        .seen
+                        .into_inner()
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+            }
+            Sample::ApiBank(s) => {
+                return Err(Error::InvalidInput(format!(
+                    "{}: sample {} is API-Bank, which has no completion to learn",
+                    dataset.name, s.id
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Token ids of an example: prompt (mask 0) then target and end-of-turn token (mask 1).
+pub fn tokenize(tokenizer: &TextTokenizer, example: &Example) -> Result<Seq> {
+    let messages: Vec<Message> = example
+        .messages
+        .iter()
+        .map(|m| Message::new(role_name(m.role), m.content.clone()))
+        .collect();
+    let prompt = tokenizer.apply_chat_template(&messages, true)?;
+    let mut ids = tokenizer.encode(&prompt, false)?;
+    let context = ids.len();
+    ids.extend(tokenizer.encode(&example.target, false)?);
+    if let Some((_, eos)) = tokenizer.eos() {
+        ids.push(eos);
+    }
+    let mut mask = vec![0u8; context];
+    mask.resize(ids.len(), 1);
+    Ok(Seq {
+        old_logprobs: vec![0.0; ids.len()],
+        ids,
+        mask,
+        advantage: 0.0,
+        group: 0,
+    })
+}
+
+/// Runs SFT as configured; writes `<out>/metrics.jsonl` and the model to `<out>/model`.
+pub fn run(config: &TrainConfig, steps: Option<u64>, progress: bool) -> Result<PathBuf> {
+    let device = match config.train.device.as_str() {
+        "cuda" => Device::new_cuda(0)?,
+        _ => Device::Cpu,
+    };
+    let s = &config.sft;
+    let out = s.out.clone();
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(out.clone(), e))?;
+    let loaded: LoadedModel = load(&config.model.path, DType::F32, &device)?;
+    let examples = examples(config)?;
+    let mut seqs = Vec::new();
+    let mut skipped = 0;
+    for e in &examples {
+        let seq = tokenize(&loaded.tokenizer, e)?;
+        if seq.ids.len() > s.max_tokens {
+            skipped += 1;
+            continue;
+        }
+        seqs.push(seq);
+    }
+    if seqs.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "no SFT sequence fits in {} tokens ({skipped} skipped)",
+            s.max_tokens
+        )));
+    }
+    let named = checkpoint::named_vars(&loaded.model);
+    let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
+    let o = &config.optimizer;
+    let mut optimizer = AdamW::new(
+        vars.clone(),
+        AdamWConfig {
+            lr: s.lr,
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            weight_decay: o.weight_decay,
+        },
+    )?;
+    let total = steps.unwrap_or(s.steps);
+    let metrics_path = out.join("metrics.jsonl");
+    let _ = std::fs::remove_file(&metrics_path);
+    eprintln!(
+        "trainer sft: {} sequences from {} ({} too long, skipped), {} steps of {}",
+        seqs.len(),
+        s.data,
+        skipped,
+        total,
+        s.batch_size
+    );
+    let bar = progress.then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} step {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let n = seqs.len();
+    for step in 1..=total {
+        let started = Instant::now();
+        // The same prompt layout groups well: sort the batch so shared prefixes are adjacent.
+        let batch: Vec<Seq> = (0..s.batch_size)
+            .map(|i| {
+                let k = (step - 1) as usize * s.batch_size + i;
+                let order = permutation(n, config.train.seed ^ ((k / n) as u64 + 1));
+                seqs[order[k % n]].clone()
+            })
+            .collect();
+        let targets: usize = batch.iter().map(Seq::targets).sum();
+        let lr = grpo::learning_rate(
+            step,
+            total,
+            o.warmup_steps,
+            s.lr,
+            o.min_lr_ratio,
+            o.schedule,
+        );
+        let stats = update::update(
+            &loaded.model,
+            None,
+            &mut optimizer,
+            &vars,
+            &batch,
+            None,
+            s.micro_batch,
+            o.grad_clip,
+            lr,
+            targets,
+        )?;
+        if !stats.loss.is_finite() {
+            return Err(Error::InvalidInput(format!(
+                "sft step {step}: the loss is {}",
+                stats.loss
+            )));
+        }
+        let m = json!({
+            "step": step,
+            "lr": lr,
+            "loss": stats.loss,
+            "grad_norm": stats.grad_norm,
+            "tokens": {"trained": stats.target_tokens, "forward": stats.forward_tokens, "forward_unshared": stats.unshared_tokens},
+            "time_s": {"forward_backward": stats.forward_backward_s, "optimizer": stats.optimizer_s, "step": started.elapsed().as_secs_f64()},
+        });
+        append(&metrics_path, &m)?;
+        if let Some(bar) = &bar {
+            bar.set_position(step);
+            bar.set_message(format!(
+                "loss {:.4} | {:.1} s/step",
+                stats.loss,
+                started.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let model_dir = out.join("model");
+    checkpoint::export_hf(&model_dir, &loaded.model, &loaded.tokenizer)?;
+    Ok(model_dir)
+}
