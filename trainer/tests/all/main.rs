@@ -4,6 +4,7 @@
 mod common;
 mod errors;
 mod gradients;
+mod grpo;
 mod hf_dir;
 mod optim;
 mod policy;

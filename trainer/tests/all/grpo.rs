@@ -1,0 +1,441 @@
+//! GRPO: the math against `tests/reference/grpo_reference.py`, the shared-prefix forward's
+//! gradients against the unshared computation, masked tokens' zero gradient, and a real
+//! two-step run (tiny random model, real tools, real tokenizer) with checkpoint resume.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, Var};
+use trainer::grpo::{self, Objective, Schedule};
+use trainer::train::update::{self, Seq};
+use trainer::{Architecture, Model, ModelConfig};
+
+use crate::common::{read_json, repo_root, smollm2};
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + b.abs())
+}
+
+#[test]
+fn math_matches_the_reference_script() {
+    let r = read_json("grpo_reference.json");
+    for case in r["advantages"].as_array().unwrap() {
+        let rewards: Vec<f64> = serde_json::from_value(case["rewards"].clone()).unwrap();
+        let want: Vec<f64> = serde_json::from_value(case["advantages"].clone()).unwrap();
+        let got = grpo::group_advantages(&rewards, case["eps"].as_f64().unwrap());
+        assert_eq!(got.advantages.len(), want.len());
+        for (g, w) in got.advantages.iter().zip(&want) {
+            assert!(close(*g, *w, 1e-12), "{rewards:?}: {g} vs {w}");
+        }
+        assert_eq!(got.zero_spread, want.iter().all(|&a| a == 0.0));
+    }
+    let adv: Vec<f64> = serde_json::from_value(r["completion_advantages"].clone()).unwrap();
+    let tokens = r["tokens"].as_array().unwrap();
+    for case in r["loss"].as_array().unwrap() {
+        let o = Objective {
+            clip_low: case["clip_low"].as_f64().unwrap(),
+            clip_high: case["clip_high"].as_f64().unwrap(),
+            kl_coef: case["kl_coef"].as_f64().unwrap(),
+        };
+        let terms: Vec<_> = tokens
+            .iter()
+            .map(|t| {
+                grpo::token_term(
+                    &o,
+                    t["new"].as_f64().unwrap(),
+                    t["old"].as_f64().unwrap(),
+                    t["ref"].as_f64(),
+                    adv[t["completion"].as_u64().unwrap() as usize],
+                )
+            })
+            .collect();
+        let loss = grpo::batch_loss(&terms, o.kl_coef);
+        assert!(close(loss, case["loss"].as_f64().unwrap(), 1e-12), "{case}");
+        let kl = terms.iter().map(|t| t.kl).sum::<f64>() / terms.len() as f64;
+        assert!(close(kl, case["kl_mean"].as_f64().unwrap(), 1e-12));
+        let clipped: Vec<bool> = serde_json::from_value(case["clipped"].clone()).unwrap();
+        assert_eq!(terms.iter().map(|t| t.clipped).collect::<Vec<_>>(), clipped);
+    }
+    for case in r["lr"].as_array().unwrap() {
+        let f = |s| {
+            grpo::learning_rate(
+                case["step"].as_u64().unwrap(),
+                case["total"].as_u64().unwrap(),
+                case["warmup"].as_u64().unwrap(),
+                case["peak"].as_f64().unwrap(),
+                case["min_ratio"].as_f64().unwrap(),
+                s,
+            )
+        };
+        assert!(close(
+            f(Schedule::Cosine),
+            case["cosine"].as_f64().unwrap(),
+            1e-12
+        ));
+        assert!(close(
+            f(Schedule::Constant),
+            case["constant"].as_f64().unwrap(),
+            1e-12
+        ));
+    }
+    for case in r["clip"].as_array().unwrap() {
+        let got = grpo::clip_scale(
+            case["norm"].as_f64().unwrap(),
+            case["max"].as_f64().unwrap(),
+        );
+        assert!(close(got, case["scale"].as_f64().unwrap(), 1e-15));
+    }
+}
+
+fn tiny_model(seed: u64) -> Model {
+    Model::random(
+        ModelConfig::tiny(Architecture::Llama),
+        DType::F64,
+        &Device::Cpu,
+        seed,
+    )
+    .unwrap()
+}
+
+/// Three sequences sharing a 5-token prefix, with different lengths and masks.
+fn sequences() -> Vec<Seq> {
+    let make = |ids: Vec<u32>, first_target: usize, advantage: f64| Seq {
+        mask: (0..ids.len())
+            .map(|i| u8::from(i >= first_target))
+            .collect(),
+        old_logprobs: vec![-1.5; ids.len()],
+        ids,
+        advantage,
+        group: 0,
+    };
+    vec![
+        make(vec![1, 5, 9, 2, 7, 3, 3, 11, 30], 6, 1.0),
+        make(vec![1, 5, 9, 2, 7, 20, 4], 5, -0.5),
+        make(vec![1, 5, 9, 2, 7, 8, 12, 13, 14, 15, 6], 7, 0.25),
+    ]
+}
+
+#[test]
+fn shared_prefix_gradients_equal_the_unshared_computation() {
+    let model = tiny_model(3);
+    let seqs = sequences();
+    let batch: Vec<&Seq> = seqs.iter().collect();
+    assert_eq!(update::shared_prefix(&batch), 5);
+    let weights: Vec<Vec<f64>> = seqs
+        .iter()
+        .map(|s| (0..s.ids.len()).map(|i| 0.1 * (i as f64 + 1.0)).collect())
+        .collect();
+
+    // Shared: one prefix, three suffixes.
+    let out = update::batch_logprobs(&model, &batch).unwrap();
+    let (_, w) = out.logprobs.dims2().unwrap();
+    let mut shared_loss = Tensor::zeros((), DType::F64, &Device::Cpu).unwrap();
+    let mut shared_values = Vec::new();
+    for (i, s) in seqs.iter().enumerate() {
+        for j in 0..s.ids.len() - out.prefix {
+            let lp = out.logprobs.get(i).unwrap().get(j).unwrap();
+            shared_values.push(lp.to_scalar::<f64>().unwrap());
+            shared_loss = (shared_loss + (lp * weights[i][out.prefix + j]).unwrap()).unwrap();
+        }
+    }
+    assert!(w >= 6);
+    let shared = shared_loss.backward().unwrap();
+
+    // Unshared: each whole sequence on its own.
+    let mut loss = Tensor::zeros((), DType::F64, &Device::Cpu).unwrap();
+    let mut values = Vec::new();
+    for (i, s) in seqs.iter().enumerate() {
+        let ids = Tensor::new(s.ids.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let lp = model
+            .token_logprobs(&ids, None, 4)
+            .unwrap()
+            .squeeze(0)
+            .unwrap();
+        // token_logprobs[k] is log p(ids[k+1]); position p of the sequence is entry p-1.
+        for pos in out.prefix..s.ids.len() {
+            let v = lp.get(pos - 1).unwrap();
+            values.push(v.to_scalar::<f64>().unwrap());
+            loss = (loss + (v * weights[i][pos]).unwrap()).unwrap();
+        }
+    }
+    let unshared = loss.backward().unwrap();
+    for (a, b) in shared_values.iter().zip(&values) {
+        assert!((a - b).abs() < 1e-10, "{a} vs {b}");
+    }
+    let data = model.varmap().data().lock().unwrap();
+    for (name, var) in data.iter() {
+        let a = shared.get(var.as_tensor()).expect("shared gradient");
+        let b = unshared.get(var.as_tensor()).expect("unshared gradient");
+        let diff = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let scale = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff <= 1e-9 * (1.0 + scale), "{name}: {diff}");
+    }
+}
+
+#[test]
+fn only_target_tokens_get_gradient() {
+    let seqs = sequences();
+    let batch: Vec<&Seq> = seqs.iter().collect();
+    let prefix = 5;
+    let w = seqs.iter().map(|s| s.ids.len() - prefix).max().unwrap();
+    // Log-probabilities as a variable: the loss's gradient with respect to each entry says
+    // which positions it depends on.
+    let lp = Var::from_tensor(&Tensor::full(-1.0f64, (3, w), &Device::Cpu).unwrap()).unwrap();
+    let o = Objective {
+        clip_low: 0.2,
+        clip_high: 0.2,
+        kl_coef: 0.1,
+    };
+    let total: usize = seqs.iter().map(Seq::targets).sum();
+    let reference = Tensor::full(-1.2f64, (3, w), &Device::Cpu).unwrap();
+    let (loss, terms) =
+        update::grpo_loss(&o, &batch, prefix, lp.as_tensor(), Some(&reference), total).unwrap();
+    assert_eq!(terms.len(), total);
+    let grads = loss.backward().unwrap();
+    let g: Vec<Vec<f64>> = grads.get(lp.as_tensor()).unwrap().to_vec2().unwrap();
+    for (i, s) in seqs.iter().enumerate() {
+        for (j, &gij) in g[i].iter().enumerate() {
+            let target = s.mask.get(prefix + j) == Some(&1);
+            assert_eq!(gij != 0.0, target, "sequence {i}, position {}", prefix + j);
+        }
+    }
+    let (loss, nll) = update::sft_loss(&batch, prefix, lp.as_tensor(), total).unwrap();
+    assert!((nll - total as f64).abs() < 1e-12);
+    let g: Vec<Vec<f64>> = loss
+        .backward()
+        .unwrap()
+        .get(lp.as_tensor())
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    for (i, s) in seqs.iter().enumerate() {
+        for (j, &gij) in g[i].iter().enumerate() {
+            assert_eq!(gij != 0.0, s.mask.get(prefix + j) == Some(&1));
+        }
+    }
+}
+
+/// A tiny random model with SmolLM2's tokenizer, exported as a Hugging Face directory.
+fn tiny_hf_dir(dir: &Path) -> PathBuf {
+    let tokenizer = &smollm2().tokenizer;
+    let config = ModelConfig {
+        vocab_size: 49152,
+        hidden_size: 32,
+        intermediate_size: 48,
+        num_heads: 4,
+        num_kv_heads: 2,
+        head_dim: 8,
+        max_position_embeddings: 8192,
+        tie_word_embeddings: true,
+        ..ModelConfig::tiny(Architecture::Llama)
+    };
+    let model = Model::random(config, DType::F32, &Device::Cpu, 11).unwrap();
+    let out = dir.join("tiny");
+    trainer::train::checkpoint::export_hf(&out, &model, tokenizer).unwrap();
+    out
+}
+
+fn run_config(dir: &Path, model: &Path, steps: u64) -> trainer::train::TrainConfig {
+    let env = repo_root().join("env/config.toml");
+    let text = std::fs::read_to_string(&env).unwrap();
+    let mut table: toml::Table = toml::from_str(&text).unwrap();
+    for t in [
+        "model",
+        "data",
+        "rollout",
+        "optimizer",
+        "grpo",
+        "eval",
+        "checkpoints",
+        "train",
+    ] {
+        table.remove(t);
+    }
+    let extra = format!(
+        r#"
+[model]
+path = "{model}"
+[data]
+train = "tasks-train"
+limit = 8
+[rollout]
+group_size = 2
+max_new_tokens = 6
+max_turns = 2
+max_episode_tokens = 12
+[optimizer]
+lr = 1e-2
+warmup_steps = 1
+schedule = "cosine"
+[grpo]
+steps = {steps}
+prompts_per_step = 2
+micro_batch = 3
+kl_coef = 0.05
+[eval]
+dataset = "tasks"
+limit = 2
+every = 0
+at_start = false
+[checkpoints]
+every = 2
+keep = 1
+[train]
+seed = 5
+out = "{out}"
+"#,
+        model = model.display(),
+        out = dir.join("run").display()
+    );
+    // The file moves out of env/: make the tools' paths absolute.
+    let env_dir = repo_root().join("env");
+    if let Some(tools) = table.get_mut("tools").and_then(|t| t.as_array_mut()) {
+        for tool in tools.iter_mut().filter_map(|t| t.as_table_mut()) {
+            for key in ["module", "schema", "data_dir"] {
+                if let Some(v) = tool.get(key).and_then(|v| v.as_str()) {
+                    let abs = env_dir.join(v).display().to_string();
+                    tool.insert(key.to_string(), toml::Value::String(abs));
+                }
+            }
+        }
+    }
+    let body = toml::to_string(&table).unwrap() + &extra;
+    let path = dir.join("config.toml");
+    std::fs::write(&path, body).unwrap();
+    trainer::train::TrainConfig::read(&path).unwrap()
+}
+
+fn weights(model: &Model) -> Vec<f32> {
+    trainer::train::checkpoint::named_vars(model)
+        .iter()
+        .flat_map(|(_, v)| {
+            v.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn reward_of_length() -> trainer::train::grpo_run::RewardOverride {
+    // A random model earns no real reward; this one varies within a group, so every step
+    // has a gradient.
+    Box::new(|s| {
+        s.sequences
+            .iter()
+            .map(|q| {
+                q.ids
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .map(|&t| (t % 7) as f64)
+                    .sum::<f64>()
+            })
+            .sum()
+    })
+}
+
+fn metrics(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            // Timings differ from run to run; everything else must not.
+            v.as_object_mut().unwrap().remove("time_s");
+            v.as_object_mut().unwrap().remove("train_tokens_per_s");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn two_steps_change_the_weights_and_resume_reproduces_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tiny_hf_dir(tmp.path());
+    let opts = trainer::train::RunOptions::default();
+
+    // Two steps by hand: finite loss, a gradient, most weights moved.
+    let straight = tmp.path().join("straight");
+    std::fs::create_dir_all(&straight).unwrap();
+    let mut run =
+        trainer::train::GrpoRun::new(run_config(&straight, &model_dir, 3), &opts).unwrap();
+    run.set_reward_override(reward_of_length());
+    let before = weights(run.model());
+    for _ in 0..2 {
+        let m = run.train_step().unwrap();
+        assert!(m["loss"].as_f64().unwrap().is_finite());
+        assert!(m["grad_norm"].as_f64().unwrap() > 0.0);
+        assert!(m["tokens"]["trained"].as_u64().unwrap() > 0);
+        // The shared prefix (system prompt) is computed once per micro-batch.
+        assert!(m["tokens"]["forward"].as_u64() < m["tokens"]["forward_unshared"].as_u64());
+    }
+    let after = weights(run.model());
+    let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    assert!(
+        changed > before.len() / 2,
+        "{changed} of {} changed",
+        before.len()
+    );
+    assert!(after.iter().all(|w| w.is_finite()));
+    drop(run);
+
+    // Uninterrupted: three steps through `run`.
+    let whole = tmp.path().join("whole");
+    std::fs::create_dir_all(&whole).unwrap();
+    let mut run = trainer::train::GrpoRun::new(run_config(&whole, &model_dir, 3), &opts).unwrap();
+    run.set_reward_override(reward_of_length());
+    run.run(false).unwrap();
+    drop(run);
+
+    // Interrupted after the checkpoint of step 2, then resumed to the end.
+    let parts = tmp.path().join("parts");
+    std::fs::create_dir_all(&parts).unwrap();
+    let mut run = trainer::train::GrpoRun::new(run_config(&parts, &model_dir, 3), &opts).unwrap();
+    run.set_reward_override(reward_of_length());
+    for _ in 0..2 {
+        let m = run.train_step().unwrap();
+        trainer::train::grpo_run::append(&parts.join("run/metrics.jsonl"), &m).unwrap();
+    }
+    run.save_checkpoint().unwrap();
+    drop(run);
+    // A second run into the same directory without --resume is refused.
+    let e = trainer::train::GrpoRun::new(run_config(&parts, &model_dir, 3), &opts)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("--resume"), "{e}");
+    let again = trainer::train::RunOptions {
+        resume: true,
+        ..Default::default()
+    };
+    let mut run = trainer::train::GrpoRun::new(run_config(&parts, &model_dir, 3), &again).unwrap();
+    run.set_reward_override(reward_of_length());
+    assert_eq!(run.step(), 2);
+    run.run(false).unwrap();
+
+    let (a, b) = (metrics(&whole.join("run")), metrics(&parts.join("run")));
+    assert_eq!(a.len(), 3);
+    assert_eq!(a, b);
+    assert!(whole.join("run/plots/training.png").is_file());
+    let wa = trainer::load(&whole.join("run/model"), DType::F32, &Device::Cpu).unwrap();
+    let wb = trainer::load(&parts.join("run/model"), DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(weights(&wa.model), weights(&wb.model));
+    assert_ne!(weights(&wa.model), before);
+}
