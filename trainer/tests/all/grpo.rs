@@ -154,10 +154,10 @@ fn shared_prefix_gradients_equal_the_unshared_computation() {
             .squeeze(0)
             .unwrap();
         // token_logprobs[k] is log p(ids[k+1]); position p of the sequence is entry p-1.
-        for pos in out.prefix..s.ids.len() {
+        for (pos, w) in weights[i].iter().enumerate().skip(out.prefix) {
             let v = lp.get(pos - 1).unwrap();
             values.push(v.to_scalar::<f64>().unwrap());
-            loss = (loss + (v * weights[i][pos]).unwrap()).unwrap();
+            loss = (loss + (v * *w).unwrap()).unwrap();
         }
     }
     let unshared = loss.backward().unwrap();
