@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use toolenv::policy::{Policy, PolicyError, PolicyTurn, TurnRequest, TurnTokens, Usage};
 
 use crate::policy::role_name;
-use crate::sampler::{generate_rows, row_seed, Row};
+use crate::sampler::{generate_rows_cached, row_seed, PrefixCache, Row};
 use crate::{FinishReason, LoadedModel, Message, SamplingParams};
 
 /// Counters of the sampling done since the last [`BatchedPolicy::take_stats`].
@@ -50,6 +50,9 @@ struct Shared {
     max_batch: usize,
     state: Mutex<State>,
     stats: Mutex<SamplingStats>,
+    /// The shared prompt prefix's keys and values, reused by every batch of this policy (the
+    /// weights do not change while a policy samples; the trainer makes a new one per step).
+    prefix: Mutex<Option<PrefixCache>>,
 }
 
 #[derive(Default)]
@@ -103,6 +106,7 @@ impl BatchedPolicy {
                 max_batch: max_batch.max(1),
                 state: Mutex::new(State::default()),
                 stats: Mutex::new(SamplingStats::default()),
+                prefix: Mutex::new(None),
             }),
             name: name.into(),
         }
@@ -196,7 +200,13 @@ fn sample(shared: &Shared, batch: Vec<Pending>) {
             })
             .collect();
         let loaded = &shared.loaded;
-        let result = generate_rows(&loaded.model, &loaded.tokenizer, &rows, &shared.params);
+        let result = generate_rows_cached(
+            &loaded.model,
+            &loaded.tokenizer,
+            &rows,
+            &shared.params,
+            &mut lock(&shared.prefix),
+        );
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(generations) => {

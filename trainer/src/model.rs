@@ -93,8 +93,9 @@ struct Layer {
     down: Linear,
 }
 
-/// Keys and values of the positions already processed, one entry per layer.
-#[derive(Default)]
+/// Keys and values of the positions already processed, one entry per layer. Cloning shares the
+/// tensors (appending makes new ones, so a clone never sees the other's later positions).
+#[derive(Default, Clone)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
 }
@@ -448,7 +449,7 @@ impl Model {
         let frame = self.frame(positions, key_valid, past)?;
         let hidden = self.run(ids, &frame, Some(cache), Kernels::Fused)?;
         let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?.contiguous()?;
-        Ok(project(&last, &self.lm_head)?.contiguous()?)
+        Ok(project(&last, &self.lm_head)?.contiguous()?.detach())
     }
 
     fn frame(&self, positions: &[Vec<u32>], key_valid: &[Vec<bool>], past: usize) -> Result<Frame> {
@@ -537,7 +538,13 @@ impl Model {
                         ),
                         None => (k.contiguous()?, v.contiguous()?),
                     };
-                    cache.layers[li] = Some((k.clone(), v.clone()));
+                    // Sampling (fused kernels) keeps no autograd history: the weights are
+                    // variables, so an attached cache would chain every step's activations
+                    // to the next and memory would grow with each token.
+                    cache.layers[li] = Some(match kernels {
+                        Kernels::Fused => (k.detach(), v.detach()),
+                        Kernels::Differentiable => (k.clone(), v.clone()),
+                    });
                     (k, v)
                 }
                 None => (k.contiguous()?, v.contiguous()?),

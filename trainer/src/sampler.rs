@@ -122,6 +122,27 @@ pub fn generate_rows(
     rows: &[Row],
     params: &SamplingParams,
 ) -> Result<Vec<Generation>> {
+    generate_rows_cached(model, tokenizer, rows, params, &mut None)
+}
+
+/// The keys and values of a token prefix at batch size 1, kept between batches.
+#[derive(Clone)]
+pub struct PrefixCache {
+    tokens: Vec<u32>,
+    cache: KvCache,
+}
+
+/// [`generate_rows`] that also reuses, and then keeps in `prefix`, the keys and values of the
+/// shared prefix, so consecutive batches with the same system prompt compute it once. Valid
+/// only while the model's weights stay unchanged: the caller owns that (one cache per batch of
+/// rollouts).
+pub fn generate_rows_cached(
+    model: &Model,
+    tokenizer: &TextTokenizer,
+    rows: &[Row],
+    params: &SamplingParams,
+    prefix: &mut Option<PrefixCache>,
+) -> Result<Vec<Generation>> {
     validate(params)?;
     if rows.is_empty() {
         return Ok(Vec::new());
@@ -146,15 +167,40 @@ pub fn generate_rows(
         common_prefix(rows.iter().map(|r| r.prompt.as_slice()))
             .min(rows.iter().map(|r| r.prompt.len() - 1).min().unwrap_or(0))
     } else {
-        0
+        // One row: it can still start from a kept prefix.
+        prefix
+            .as_ref()
+            .filter(|p| p.tokens.len() < rows[0].prompt.len())
+            .filter(|p| rows[0].prompt.starts_with(&p.tokens))
+            .map_or(0, |p| p.tokens.len())
     };
     let device = model.device();
     let mut cache = KvCache::new(model.config().num_layers);
     if shared > 0 {
-        let ids = Tensor::new(&rows[0].prompt[..shared], device)?.unsqueeze(0)?;
-        let positions = vec![(0..shared as u32).collect::<Vec<_>>()];
-        let valid = vec![vec![true; shared]];
-        model.forward_step(&ids, &positions, &valid, &mut cache)?;
+        let tokens = &rows[0].prompt[..shared];
+        // Start from the kept prefix when it is a prefix of this one.
+        let mut done = 0;
+        if let Some(p) = prefix.as_ref() {
+            if p.tokens.len() <= shared && tokens.starts_with(&p.tokens) {
+                cache = p.cache.clone();
+                done = p.tokens.len();
+            }
+        }
+        if done < shared {
+            let ids = Tensor::new(&tokens[done..], device)?.unsqueeze(0)?;
+            let positions = vec![(done as u32..shared as u32).collect::<Vec<_>>()];
+            let valid = vec![vec![true; shared]];
+            model.forward_step(&ids, &positions, &valid, &mut cache)?;
+        }
+        if prefix
+            .as_ref()
+            .is_none_or(|p| p.tokens.len() < shared || done < p.tokens.len())
+        {
+            *prefix = Some(PrefixCache {
+                tokens: tokens.to_vec(),
+                cache: cache.clone(),
+            });
+        }
         cache = cache.repeat_batch(b)?;
     }
     let width = rows

@@ -6,7 +6,7 @@ use crate::dataset::{self, Dataset, DatasetError, Format};
 use crate::policy::Policy;
 use crate::registry::{LoadError, Registry};
 use crate::reward::{Rubric, UnknownVariant};
-use crate::rollout::{PromptStyle, Roller, RolloutConfig};
+use crate::rollout::{PromptStyle, Roller, RolloutConfig, ToolListing};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +36,10 @@ pub struct EvalArgs {
     /// Most assistant turns per episode.
     #[arg(long, default_value_t = 6)]
     pub max_turns: u32,
+    /// Tool documentation in the system prompt of multi-turn episodes: full or brief (first
+    /// sentences; what the default training config uses).
+    #[arg(long, default_value = "full")]
+    pub tool_listing: ToolListing,
     /// Seed of the episodes' tool randomness (and of local sampling).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -79,6 +83,7 @@ impl EvalArgs {
                 style: self.style,
                 max_turns: self.max_turns,
                 max_new_tokens,
+                tool_listing: self.tool_listing,
                 ..RolloutConfig::default()
             },
         );

@@ -13,7 +13,7 @@ mod prompt;
 mod score;
 mod trajectory;
 
-pub use prompt::{render, system_prompt, PromptStyle, Step};
+pub use prompt::{render, system_prompt, system_prompt_with, PromptStyle, Step, ToolListing};
 pub use score::score_trajectory;
 pub use trajectory::{CallRecord, ErrorRecord, StopReason, TokenSequence, Trajectory, TurnRecord};
 
@@ -44,6 +44,8 @@ pub struct RolloutConfig {
     pub max_calls_in_flight: usize,
     /// How the dialogue is laid out for the policy.
     pub style: PromptStyle,
+    /// How much of each tool's documentation the system prompt shows.
+    pub tool_listing: ToolListing,
 }
 
 impl Default for RolloutConfig {
@@ -55,6 +57,7 @@ impl Default for RolloutConfig {
             max_calls_per_turn: 8,
             max_calls_in_flight: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             style: PromptStyle::Chat,
+            tool_listing: ToolListing::Full,
         }
     }
 }
@@ -113,7 +116,8 @@ struct LineOutcome {
 impl Roller {
     /// A roller whose system prompt lists every tool of `registry`.
     pub fn new(registry: Arc<Registry>, config: RolloutConfig) -> Self {
-        let system = system_prompt(registry.tools().iter().map(|t| &t.def));
+        let system =
+            system_prompt_with(registry.tools().iter().map(|t| &t.def), config.tool_listing);
         let permits = config.max_calls_in_flight.max(1);
         Roller {
             registry,

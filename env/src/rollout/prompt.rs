@@ -49,24 +49,96 @@ impl std::str::FromStr for PromptStyle {
 /// The system prompt for `tools`, in the shared data's layout: numbered entries with name,
 /// description and the JSON of the parameters' `properties`.
 pub fn system_prompt<'a>(tools: impl IntoIterator<Item = &'a ToolDef>) -> String {
+    system_prompt_with(tools, ToolListing::Full)
+}
+
+/// How much of each tool's documentation the system prompt shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolListing {
+    /// The whole description and every property's JSON Schema, as written.
+    #[default]
+    Full,
+    /// The first sentence of the description, and for each property only its type, enum and
+    /// the first sentence of its description: a fraction of the tokens, for small models and
+    /// for training, where the prompt's length is most of the cost.
+    Brief,
+}
+
+impl std::str::FromStr for ToolListing {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(ToolListing::Full),
+            "brief" => Ok(ToolListing::Brief),
+            other => Err(format!(
+                "unknown tool listing {other:?}: expected full or brief"
+            )),
+        }
+    }
+}
+
+/// The system prompt for `tools` with their documentation shown as `listing` says.
+pub fn system_prompt_with<'a>(
+    tools: impl IntoIterator<Item = &'a ToolDef>,
+    listing: ToolListing,
+) -> String {
     let mut out = String::from(SYSTEM_HEAD);
     for (i, tool) in tools.into_iter().enumerate() {
-        let properties = tool
+        let mut properties = tool
             .parameters
             .get("properties")
             .cloned()
             .unwrap_or_else(|| serde_json::json!({}));
+        let description = match listing {
+            ToolListing::Full => tool.description.clone(),
+            ToolListing::Brief => {
+                properties = brief_properties(&properties);
+                first_sentence(&tool.description).to_string()
+            }
+        };
         out.push_str(&format!(
             "{}. Name: {}\nDescription: {}\nParameters: {}\n",
             i + 1,
             tool.name,
-            tool.description,
+            description,
             to_python_json(&properties)
         ));
     }
     out.push('\n');
     out.push_str(SYSTEM_TAIL);
     out
+}
+
+/// Text up to and including the first ". " (or all of it).
+fn first_sentence(text: &str) -> &str {
+    match text.find(". ") {
+        Some(at) => &text[..=at],
+        None => text,
+    }
+}
+
+fn brief_properties(properties: &serde_json::Value) -> serde_json::Value {
+    let Some(map) = properties.as_object() else {
+        return properties.clone();
+    };
+    let brief = map
+        .iter()
+        .map(|(name, schema)| {
+            let mut b = serde_json::Map::new();
+            for key in ["type", "enum"] {
+                if let Some(v) = schema.get(key) {
+                    b.insert(key.to_string(), v.clone());
+                }
+            }
+            if let Some(d) = schema.get("description").and_then(|d| d.as_str()) {
+                b.insert("description".into(), first_sentence(d).into());
+            }
+            (name.clone(), serde_json::Value::Object(b))
+        })
+        .collect();
+    serde_json::Value::Object(brief)
 }
 
 /// One step of the dialogue, independent of the style it is shown in.
@@ -125,6 +197,8 @@ mod tests {
             description: "Evaluates.".into(),
             parameters: json!({"type": "object", "properties": {"expression": {"type": "string"}}}),
         };
+        let brief = system_prompt_with([&def], ToolListing::Brief);
+        assert!(brief.contains("Description: Evaluates."));
         let p = system_prompt([&def]);
         assert!(p.starts_with("You are a helpful multi-turn dialogue assistant"));
         assert!(p.contains("1. Name: calculator\nDescription: Evaluates.\nParameters: {\"expression\": {\"type\": \"string\"}}\n\n**Steps for Each Turn**"));

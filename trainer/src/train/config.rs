@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use toolenv::reward::{Matching, RewardConfig, Weights};
-use toolenv::rollout::PromptStyle;
+use toolenv::rollout::{PromptStyle, ToolListing};
 
 use crate::grpo::Schedule;
 
@@ -163,6 +163,9 @@ pub struct RolloutSection {
     pub style: PromptStyle,
     /// Most sequences per sampling forward pass.
     pub max_batch: usize,
+    /// Tool documentation in the system prompt: `full` or `brief` (first sentences; the
+    /// prompt's length is most of the training cost).
+    pub tool_listing: ToolListing,
 }
 
 impl Default for RolloutSection {
@@ -177,6 +180,7 @@ impl Default for RolloutSection {
             max_episode_tokens: 384,
             style: PromptStyle::Chat,
             max_batch: 16,
+            tool_listing: ToolListing::Brief,
         }
     }
 }
@@ -282,9 +286,12 @@ pub struct GrpoSection {
     pub steps: u64,
     /// Prompts per step; each is sampled `rollout.group_size` times.
     pub prompts_per_step: usize,
-    /// Sequences per forward-backward pass; gradients accumulate over the micro-batches of a
-    /// step.
+    /// Most sequences per forward-backward pass; gradients accumulate over the micro-batches of
+    /// a step.
     pub micro_batch: usize,
+    /// Most padded tokens per forward-backward pass (sequences × the longest one's length):
+    /// the memory bound.
+    pub micro_batch_tokens: usize,
     /// Optimizer updates per batch of rollouts (1 = on-policy; more reuse the samples, with the
     /// ratio clipped).
     pub updates_per_batch: usize,
@@ -308,6 +315,7 @@ impl Default for GrpoSection {
             steps: 20,
             prompts_per_step: 4,
             micro_batch: 8,
+            micro_batch_tokens: 6144,
             updates_per_batch: 1,
             clip_low: 0.2,
             clip_high: 0.2,
@@ -332,8 +340,10 @@ pub struct SftSection {
     pub steps: u64,
     /// Sequences per optimizer step.
     pub batch_size: usize,
-    /// Sequences per forward-backward pass.
+    /// Most sequences per forward-backward pass.
     pub micro_batch: usize,
+    /// Most padded tokens per forward-backward pass (see `[grpo] micro_batch_tokens`).
+    pub micro_batch_tokens: usize,
     /// Peak learning rate (the rest of `[optimizer]` applies).
     pub lr: f64,
     /// Longest sequence kept, in tokens (longer ones are skipped and counted).
@@ -350,6 +360,7 @@ impl Default for SftSection {
             steps: 30,
             batch_size: 8,
             micro_batch: 8,
+            micro_batch_tokens: 6144,
             lr: 5e-5,
             max_tokens: 3072,
             out: PathBuf::from("../runs/sft"),
@@ -532,11 +543,16 @@ impl TrainConfig {
             return bad("optimizer", "min_lr_ratio", "must be in [0, 1]".into());
         }
         let g = &self.grpo;
-        if g.prompts_per_step == 0 || g.micro_batch == 0 || g.updates_per_batch == 0 {
+        if g.prompts_per_step == 0
+            || g.micro_batch == 0
+            || g.micro_batch_tokens == 0
+            || g.updates_per_batch == 0
+        {
             return bad(
                 "grpo",
                 "prompts_per_step",
-                "prompts_per_step, micro_batch and updates_per_batch must be > 0".into(),
+                "prompts_per_step, micro_batch, micro_batch_tokens and updates_per_batch must be > 0"
+                    .into(),
             );
         }
         if !(g.clip_low >= 0.0 && g.clip_low < 1.0 && g.clip_high >= 0.0) {
@@ -550,7 +566,11 @@ impl TrainConfig {
             return bad("grpo", "kl_coef", "must be >= 0".into());
         }
         let s = &self.sft;
-        if s.batch_size == 0 || s.micro_batch == 0 || !(s.lr.is_finite() && s.lr > 0.0) {
+        if s.batch_size == 0
+            || s.micro_batch == 0
+            || s.micro_batch_tokens == 0
+            || !(s.lr.is_finite() && s.lr > 0.0)
+        {
             return bad(
                 "sft",
                 "batch_size",

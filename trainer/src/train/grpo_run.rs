@@ -92,6 +92,7 @@ impl GrpoRun {
                 max_new_tokens: r.max_new_tokens,
                 max_episode_tokens: r.max_episode_tokens,
                 style: r.style,
+                tool_listing: r.tool_listing,
                 ..RolloutConfig::default()
             },
         );
@@ -340,7 +341,10 @@ impl GrpoRun {
                     &self.vars,
                     &seqs,
                     Some(&objective),
-                    cfg.grpo.micro_batch,
+                    update::MicroBatching {
+                        max_sequences: cfg.grpo.micro_batch,
+                        max_tokens: cfg.grpo.micro_batch_tokens,
+                    },
                     cfg.optimizer.grad_clip,
                     lr,
                     total_targets,

@@ -97,6 +97,7 @@ pub fn examples(config: &TrainConfig) -> Result<Vec<Example>> {
                         RolloutConfig {
                             max_turns: config.rollout.max_turns.max(8),
                             style: config.rollout.style,
+                            tool_listing: config.rollout.tool_listing,
                             ..RolloutConfig::default()
                         },
                     ));
@@ -249,7 +250,10 @@ pub fn run(config: &TrainConfig, steps: Option<u64>, progress: bool) -> Result<P
             &vars,
             &batch,
             None,
-            s.micro_batch,
+            update::MicroBatching {
+                max_sequences: s.micro_batch,
+                max_tokens: s.micro_batch_tokens,
+            },
             o.grad_clip,
             lr,
             targets,

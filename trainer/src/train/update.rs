@@ -208,13 +208,35 @@ pub fn sft_loss(
     Ok((loss, nll))
 }
 
-/// Splits sequences into micro-batches of at most `size`, in group order, so that a group's
-/// sequences (which share their whole prompt) sit together; sequences of different groups still
-/// share the system prompt, which [`batch_logprobs`] computes once per micro-batch.
-pub fn micro_batches(seqs: &[Seq], size: usize) -> Vec<Vec<&Seq>> {
+/// How sequences are split into micro-batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MicroBatching {
+    /// Most sequences per forward-backward pass.
+    pub max_sequences: usize,
+    /// Most padded tokens per pass: sequences × the longest one's length. Bounds memory, which
+    /// attention makes grow with that product times the length.
+    pub max_tokens: usize,
+}
+
+/// Splits sequences into micro-batches, shortest first so sequences of similar length (and so
+/// little padding) run together. A sequence longer than `max_tokens` runs alone. Every
+/// micro-batch shares at least the system prompt, which [`batch_logprobs`] computes once.
+pub fn micro_batches(seqs: &[Seq], batching: MicroBatching) -> Vec<Vec<&Seq>> {
     let mut order: Vec<&Seq> = seqs.iter().collect();
-    order.sort_by_key(|s| s.group);
-    order.chunks(size.max(1)).map(<[&Seq]>::to_vec).collect()
+    order.sort_by_key(|s| (s.ids.len(), s.group));
+    let mut out: Vec<Vec<&Seq>> = Vec::new();
+    for s in order {
+        match out.last_mut() {
+            Some(last)
+                if last.len() < batching.max_sequences.max(1)
+                    && (last.len() + 1) * s.ids.len() <= batching.max_tokens =>
+            {
+                last.push(s)
+            }
+            _ => out.push(vec![s]),
+        }
+    }
+    out
 }
 
 /// Adds `grads` into `acc`.
@@ -273,7 +295,7 @@ pub fn update(
     vars: &[Var],
     seqs: &[Seq],
     objective: Option<&Objective>,
-    micro_batch: usize,
+    batching: MicroBatching,
     max_norm: f64,
     lr: f64,
     total_targets: usize,
@@ -283,7 +305,7 @@ pub fn update(
     let mut terms_all: Vec<TokenTerm> = Vec::new();
     let mut nll_sum = 0.0;
     let fb = Instant::now();
-    for batch in micro_batches(seqs, micro_batch) {
+    for batch in micro_batches(seqs, batching) {
         let out = batch_logprobs(model, &batch)?;
         stats.forward_tokens += out.prefix
             + batch

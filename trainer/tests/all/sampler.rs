@@ -19,6 +19,47 @@ fn prompt(text: &str) -> Vec<u32> {
 }
 
 #[test]
+fn a_kept_prefix_cache_changes_nothing() {
+    use trainer::sampler::{generate_rows, generate_rows_cached, Row};
+    let loaded = smollm2();
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens: 6,
+        ..SamplingParams::default()
+    };
+    let rows = |texts: &[&str]| -> Vec<Row> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Row {
+                prompt: prompt(t),
+                seed: 40 + i as u64,
+                max_new_tokens: 6,
+            })
+            .collect()
+    };
+    let batches = [
+        rows(&["Name a colour.", "Hi"]),
+        rows(&["What is 2+2?", "Name a fruit.", "Hello there"]),
+        rows(&["One more"]),
+    ];
+    let mut kept = None;
+    for batch in &batches {
+        let plain = generate_rows(&loaded.model, &loaded.tokenizer, batch, &params).unwrap();
+        let cached =
+            generate_rows_cached(&loaded.model, &loaded.tokenizer, batch, &params, &mut kept)
+                .unwrap();
+        assert!(kept.is_some());
+        for (a, b) in plain.iter().zip(&cached) {
+            assert_eq!(a.tokens, b.tokens);
+            for (x, y) in a.logprobs.iter().zip(&b.logprobs) {
+                assert!((x - y).abs() < 1e-3, "{x} vs {y}");
+            }
+        }
+    }
+}
+
+#[test]
 fn batched_greedy_equals_one_at_a_time() {
     let loaded = smollm2();
     let prompts = vec![
