@@ -29,6 +29,14 @@ struct Linear {
 }
 
 impl Linear {
+    /// The same weights, detached from autograd.
+    fn detached(&self) -> Linear {
+        Linear {
+            weight: self.weight.detach(),
+            bias: self.bias.as_ref().map(Tensor::detach),
+        }
+    }
+
     /// `x @ W^T + b` for `x` of any rank; flattening to 2-D keeps a single GEMM per call.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
@@ -91,6 +99,23 @@ struct Layer {
     gate: Linear,
     up: Linear,
     down: Linear,
+}
+
+impl Layer {
+    /// The same weights, detached from autograd (shares storage; costs no copy).
+    fn detached(&self) -> Layer {
+        Layer {
+            input_norm: self.input_norm.detach(),
+            q: self.q.detached(),
+            k: self.k.detached(),
+            v: self.v.detached(),
+            o: self.o.detached(),
+            post_norm: self.post_norm.detach(),
+            gate: self.gate.detached(),
+            up: self.up.detached(),
+            down: self.down.detached(),
+        }
+    }
 }
 
 /// Keys and values of the positions already processed, one entry per layer. Cloning shares the
@@ -449,7 +474,7 @@ impl Model {
         let frame = self.frame(positions, key_valid, past)?;
         let hidden = self.run(ids, &frame, Some(cache), Kernels::Fused)?;
         let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?.contiguous()?;
-        Ok(project(&last, &self.lm_head)?.contiguous()?.detach())
+        Ok(project(&last, &self.lm_head.detach())?.contiguous()?)
     }
 
     fn frame(&self, positions: &[Vec<u32>], key_valid: &[Vec<bool>], past: usize) -> Result<Frame> {
@@ -502,13 +527,27 @@ impl Model {
                 )));
             }
         }
-        let mut x = self
-            .embed
+        // Sampling runs on detached views of the weights: the weights are variables, and with
+        // them every activation of the pass would be kept for a backward that never comes.
+        let fused = kernels == Kernels::Fused;
+        let embed = if fused {
+            self.embed.detach()
+        } else {
+            self.embed.clone()
+        };
+        let mut x = embed
             .index_select(&flat, 0)?
             .reshape((b, t, c.hidden_size))?;
         let rep = c.num_heads / c.num_kv_heads;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
         for (li, layer) in self.layers.iter().enumerate() {
+            let detached;
+            let layer = if fused {
+                detached = layer.detached();
+                &detached
+            } else {
+                layer
+            };
             let h = norm(&x, &layer.input_norm, c.rms_norm_eps, kernels)?;
             let q = layer
                 .q
@@ -538,13 +577,7 @@ impl Model {
                         ),
                         None => (k.contiguous()?, v.contiguous()?),
                     };
-                    // Sampling (fused kernels) keeps no autograd history: the weights are
-                    // variables, so an attached cache would chain every step's activations
-                    // to the next and memory would grow with each token.
-                    cache.layers[li] = Some(match kernels {
-                        Kernels::Fused => (k.detach(), v.detach()),
-                        Kernels::Differentiable => (k.clone(), v.clone()),
-                    });
+                    cache.layers[li] = Some((k.clone(), v.clone()));
                     (k, v)
                 }
                 None => (k.contiguous()?, v.contiguous()?),
@@ -576,7 +609,12 @@ impl Model {
             let mlp = (layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?;
             x = (x + layer.down.forward(&mlp)?)?;
         }
-        norm(&x, &self.norm, c.rms_norm_eps, kernels)
+        let final_norm = if fused {
+            self.norm.detach()
+        } else {
+            self.norm.clone()
+        };
+        norm(&x, &final_norm, c.rms_norm_eps, kernels)
     }
 }
 

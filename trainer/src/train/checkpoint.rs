@@ -136,6 +136,16 @@ pub fn save(
     Ok(final_dir)
 }
 
+/// An export is for others to read: the safetensors writer creates its file owner-only.
+fn readable(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644)).map_err(io(path))?;
+    }
+    Ok(())
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     // Makes the renames durable; directories can be opened read-only and synced on Unix.
     match fs::File::open(dir) {
@@ -253,6 +263,7 @@ pub fn export_hf(dir: &Path, model: &Model, tokenizer: &TextTokenizer) -> Result
     }
     let weights_path = tmp.path().join("model.safetensors");
     candle_core::safetensors::save(&weights, &weights_path)?;
+    readable(&weights_path)?;
     sync_file(&weights_path)?;
     let config = c.to_hf_json(tokenizer);
     write_synced(

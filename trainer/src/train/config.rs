@@ -289,9 +289,14 @@ pub struct GrpoSection {
     /// Most sequences per forward-backward pass; gradients accumulate over the micro-batches of
     /// a step.
     pub micro_batch: usize,
-    /// Most padded tokens per forward-backward pass (sequences × the longest one's length):
-    /// the memory bound.
+    /// Most padded tokens per forward-backward pass (sequences × the longest one's length).
     pub micro_batch_tokens: usize,
+    /// Most attention cells per forward-backward pass (sequences × the longest one's length²):
+    /// the memory bound for long sequences (about 3 KB per cell for SmolLM2-135M).
+    pub micro_batch_cells: usize,
+    /// Sequences longer than this many tokens (long tool outputs) are left out of the update
+    /// and counted in the metrics (`skipped_sequences`); one alone could exhaust memory.
+    pub max_sequence_tokens: usize,
     /// Optimizer updates per batch of rollouts (1 = on-policy; more reuse the samples, with the
     /// ratio clipped).
     pub updates_per_batch: usize,
@@ -315,7 +320,9 @@ impl Default for GrpoSection {
             steps: 20,
             prompts_per_step: 4,
             micro_batch: 8,
-            micro_batch_tokens: 6144,
+            micro_batch_tokens: 3072,
+            micro_batch_cells: 2_000_000,
+            max_sequence_tokens: 1536,
             updates_per_batch: 1,
             clip_low: 0.2,
             clip_high: 0.2,
@@ -344,6 +351,8 @@ pub struct SftSection {
     pub micro_batch: usize,
     /// Most padded tokens per forward-backward pass (see `[grpo] micro_batch_tokens`).
     pub micro_batch_tokens: usize,
+    /// Most attention cells per forward-backward pass (see `[grpo] micro_batch_cells`).
+    pub micro_batch_cells: usize,
     /// Peak learning rate (the rest of `[optimizer]` applies).
     pub lr: f64,
     /// Longest sequence kept, in tokens (longer ones are skipped and counted).
@@ -361,6 +370,7 @@ impl Default for SftSection {
             batch_size: 8,
             micro_batch: 8,
             micro_batch_tokens: 6144,
+            micro_batch_cells: 4_000_000,
             lr: 5e-5,
             max_tokens: 3072,
             out: PathBuf::from("../runs/sft"),

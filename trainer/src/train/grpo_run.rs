@@ -67,6 +67,7 @@ pub struct GrpoRun {
     step: u64,
     total_steps: u64,
     reward_override: Option<RewardOverride>,
+    verbose: bool,
 }
 
 impl GrpoRun {
@@ -173,6 +174,7 @@ impl GrpoRun {
             step,
             total_steps,
             reward_override: None,
+            verbose: options.progress,
         })
     }
 
@@ -292,6 +294,7 @@ impl GrpoRun {
         // Advantages per group; sequences of zero-advantage episodes carry no policy gradient
         // and, without a KL term, are skipped (their tokens still count in N).
         let mut seqs: Vec<Seq> = Vec::new();
+        let mut skipped_sequences = 0;
         let mut zero_spread = 0;
         let mut total_targets = 0usize;
         for (gi, group) in scored.chunks(g).enumerate() {
@@ -306,6 +309,10 @@ impl GrpoRun {
                     }
                     total_targets += targets;
                     if *a == 0.0 && cfg.grpo.kl_coef == 0.0 {
+                        continue;
+                    }
+                    if t.ids.len() > cfg.grpo.max_sequence_tokens {
+                        skipped_sequences += 1;
                         continue;
                     }
                     seqs.push(Seq {
@@ -331,6 +338,15 @@ impl GrpoRun {
             clip_high: cfg.grpo.clip_high,
             kl_coef: cfg.grpo.kl_coef,
         };
+        if self.verbose {
+            let longest = seqs.iter().map(|s| s.ids.len()).max().unwrap_or(0);
+            eprintln!(
+                "trainer: step {step}: {} episodes sampled in {rollout_s:.1} s; training on {} \
+                 sequences (longest {longest} tokens, {skipped_sequences} skipped)",
+                scored.len(),
+                seqs.len()
+            );
+        }
         let mut stats = update::UpdateStats::default();
         if !seqs.is_empty() {
             for _ in 0..cfg.grpo.updates_per_batch {
@@ -344,6 +360,7 @@ impl GrpoRun {
                     update::MicroBatching {
                         max_sequences: cfg.grpo.micro_batch,
                         max_tokens: cfg.grpo.micro_batch_tokens,
+                        max_cells: cfg.grpo.micro_batch_cells,
                     },
                     cfg.optimizer.grad_clip,
                     lr,
@@ -399,6 +416,7 @@ impl GrpoRun {
             "grad_norm": stats.grad_norm,
             "episodes": scored.len(),
             "zero_spread_groups": zero_spread,
+            "skipped_sequences": skipped_sequences,
             "groups": prompts.len(),
             "tokens": {
                 "generated": sampling.generated_tokens,

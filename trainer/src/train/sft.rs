@@ -253,6 +253,7 @@ pub fn run(config: &TrainConfig, steps: Option<u64>, progress: bool) -> Result<P
             update::MicroBatching {
                 max_sequences: s.micro_batch,
                 max_tokens: s.micro_batch_tokens,
+                max_cells: s.micro_batch_cells,
             },
             o.grad_clip,
             lr,

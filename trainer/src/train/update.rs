@@ -213,9 +213,12 @@ pub fn sft_loss(
 pub struct MicroBatching {
     /// Most sequences per forward-backward pass.
     pub max_sequences: usize,
-    /// Most padded tokens per pass: sequences × the longest one's length. Bounds memory, which
-    /// attention makes grow with that product times the length.
+    /// Most padded tokens per pass: sequences × the longest one's length.
     pub max_tokens: usize,
+    /// Most attention cells per pass: sequences × the longest one's length squared. Attention
+    /// keeps `[heads, t, T]` scores per layer for the backward, so this is what bounds memory
+    /// once sequences grow long.
+    pub max_cells: usize,
 }
 
 /// Splits sequences into micro-batches, shortest first so sequences of similar length (and so
@@ -229,7 +232,8 @@ pub fn micro_batches(seqs: &[Seq], batching: MicroBatching) -> Vec<Vec<&Seq>> {
         match out.last_mut() {
             Some(last)
                 if last.len() < batching.max_sequences.max(1)
-                    && (last.len() + 1) * s.ids.len() <= batching.max_tokens =>
+                    && (last.len() + 1) * s.ids.len() <= batching.max_tokens
+                    && (last.len() + 1) * s.ids.len() * s.ids.len() <= batching.max_cells =>
             {
                 last.push(s)
             }
@@ -239,8 +243,17 @@ pub fn micro_batches(seqs: &[Seq], batching: MicroBatching) -> Vec<Vec<&Seq>> {
     out
 }
 
-/// Adds `grads` into `acc`.
-pub fn accumulate(acc: &mut Option<GradStore>, grads: GradStore) -> Result<()> {
+/// Adds `grads` into `acc`. Gradients are detached first: a gradient computed from activations
+/// still references the forward graph, so keeping it attached would keep every micro-batch's
+/// activations alive until the update ends.
+pub fn accumulate(acc: &mut Option<GradStore>, mut grads: GradStore) -> Result<()> {
+    let ids: Vec<candle_core::TensorId> = grads.get_ids().copied().collect();
+    for id in ids {
+        if let Some(g) = grads.get_id(id) {
+            let detached = g.detach();
+            grads.insert_id(id, detached);
+        }
+    }
     match acc {
         Some(a) => a.extend(grads)?,
         None => *acc = Some(grads),
