@@ -16,9 +16,9 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 use toolenv::policy::{Policy, PolicyError, PolicyTurn, TurnRequest, TurnTokens, Usage};
 
-use crate::policy::role_name;
+use crate::policy::{model_error, template_messages};
 use crate::sampler::{generate_rows_cached, row_seed, PrefixCache, Row};
-use crate::{FinishReason, LoadedModel, Message, SamplingParams};
+use crate::{FinishReason, LoadedModel, SamplingParams};
 
 /// Counters of the sampling done since the last [`BatchedPolicy::take_stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -141,11 +141,7 @@ impl Policy for BatchedPolicy {
     }
 
     async fn next_turn(&self, request: TurnRequest<'_>) -> Result<PolicyTurn, PolicyError> {
-        let messages: Vec<Message> = request
-            .messages
-            .iter()
-            .map(|m| Message::new(role_name(m.role), m.content.clone()))
-            .collect();
+        let messages = template_messages(request.messages);
         let tokenizer = &self.shared.loaded.tokenizer;
         let prompt = tokenizer
             .apply_chat_template(&messages, true)
@@ -264,8 +260,4 @@ fn chunks(batch: Vec<Pending>, size: usize) -> Vec<Vec<Pending>> {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain counters and queues, still consistent.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn model_error(e: crate::Error) -> PolicyError {
-    PolicyError::Model(e.to_string())
 }

@@ -53,11 +53,7 @@ impl Policy for LocalPolicy {
     }
 
     async fn next_turn(&self, request: TurnRequest<'_>) -> Result<PolicyTurn, PolicyError> {
-        let messages: Vec<Message> = request
-            .messages
-            .iter()
-            .map(|m| Message::new(role_name(m.role), m.content.clone()))
-            .collect();
+        let messages = template_messages(request.messages);
         // A seed per episode and turn: reruns reproduce, and episodes of a group differ.
         let seed = self.inner.params.seed
             ^ request.episode.wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -127,7 +123,15 @@ impl Inner {
     }
 }
 
-pub(crate) fn role_name(role: Role) -> &'static str {
+/// The rollout's messages as the chat template takes them.
+pub(crate) fn template_messages(messages: &[toolenv::chat::Message]) -> Vec<Message> {
+    messages
+        .iter()
+        .map(|m| Message::new(role_name(m.role), m.content.clone()))
+        .collect()
+}
+
+fn role_name(role: Role) -> &'static str {
     match role {
         Role::System => "system",
         Role::User => "user",
@@ -135,6 +139,6 @@ pub(crate) fn role_name(role: Role) -> &'static str {
     }
 }
 
-fn model_error(e: crate::Error) -> PolicyError {
+pub(crate) fn model_error(e: crate::Error) -> PolicyError {
     PolicyError::Model(e.to_string())
 }

@@ -7,7 +7,6 @@
 //! the others wait for the next batch, and each batch holds every live episode.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use futures::future::join_all;
 use toolenv::chat::Message;
@@ -286,6 +285,3 @@ pub fn figures(scored: &[Scored]) -> EvalFigures {
         errors: scored.iter().filter(|s| s.error.is_some()).count(),
     }
 }
-
-/// Shares a model between the trainer and policies built for each round.
-pub type SharedModel = Arc<crate::LoadedModel>;

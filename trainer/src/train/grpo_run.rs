@@ -6,7 +6,7 @@
 //! `<out>/plots/`, checkpoints to `<out>/checkpoints/` and the final model, Hugging Face style,
 //! to `<out>/model`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use toolenv::Registry;
 use crate::batched::BatchedPolicy;
 use crate::error::{Error, Result};
 use crate::grpo::{self, Objective};
-use crate::optim::{AdamW, AdamWConfig};
+use crate::optim::AdamW;
 use crate::rng::SplitMix64;
 use crate::sampler::SamplingParams;
 use crate::train::checkpoint::{self, TrainState};
@@ -76,10 +76,7 @@ impl GrpoRun {
     pub fn new(config: TrainConfig, options: &RunOptions) -> Result<Self> {
         let config_text =
             std::fs::read_to_string(&config.path).map_err(|e| Error::io(config.path.clone(), e))?;
-        let device = match config.train.device.as_str() {
-            "cuda" => Device::new_cuda(0)?,
-            _ => Device::Cpu,
-        };
+        let device = super::device(&config)?;
         let out = options.out.clone().unwrap_or(config.train.out.clone());
         let total_steps = options.steps.unwrap_or(config.grpo.steps);
 
@@ -112,24 +109,21 @@ impl GrpoRun {
             .clone()
             .unwrap_or(config.model.path.clone());
         let loaded = load_start(&start, &config.model.path, &device)?;
+        let named = checkpoint::named_vars(&loaded.model);
+        // The frozen reference is a copy of the starting weights (not a second read of the
+        // files, which a weights-only directory could not even satisfy).
         let reference = if config.grpo.kl_coef > 0.0 {
-            Some(load(&start, DType::F32, &device)?.model)
+            let weights = named
+                .iter()
+                .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
+                .collect::<Result<HashMap<_, _>>>()?;
+            let c = loaded.model.config().clone();
+            Some(Model::from_weights(c, weights, DType::F32, &device)?)
         } else {
             None
         };
-        let named = checkpoint::named_vars(&loaded.model);
         let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
-        let o = &config.optimizer;
-        let mut optimizer = AdamW::new(
-            vars.clone(),
-            AdamWConfig {
-                lr: o.lr,
-                beta1: o.beta1,
-                beta2: o.beta2,
-                eps: o.eps,
-                weight_decay: o.weight_decay,
-            },
-        )?;
+        let mut optimizer = super::optimizer(&config, vars.clone(), config.optimizer.lr)?;
         let mut step = 0;
         if options.resume {
             if let Some(path) = checkpoint::latest(&out)? {
@@ -152,11 +146,7 @@ impl GrpoRun {
             )));
         }
         std::fs::create_dir_all(&out).map_err(|e| Error::io(out.clone(), e))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io(PathBuf::from("<tokio runtime>"), e))?;
+        let runtime = super::runtime()?;
         Ok(GrpoRun {
             config,
             config_text,
@@ -474,13 +464,7 @@ impl GrpoRun {
             last_eval = Some(f);
         }
         let bar = progress.then(|| {
-            let bar = indicatif::ProgressBar::new(self.total_steps);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:30} step {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
+            let bar = super::progress_bar(self.total_steps);
             bar.set_position(self.step);
             bar
         });

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Var};
+use candle_core::{DType, Var};
 use serde_json::json;
 use toolenv::chat::Message as EnvMessage;
 use toolenv::dataset::Sample;
@@ -22,13 +22,12 @@ use toolenv::Registry;
 
 use crate::error::{Error, Result};
 use crate::grpo;
-use crate::optim::{AdamW, AdamWConfig};
-use crate::policy::role_name;
+use crate::policy::template_messages;
 use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
 use crate::train::grpo_run::{append, permutation};
 use crate::train::update::{self, Seq};
-use crate::{load, LoadedModel, Message, TextTokenizer};
+use crate::{load, LoadedModel, TextTokenizer};
 
 /// A conversation prefix and the assistant text that should follow it.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,11 +75,7 @@ pub fn examples(config: &TrainConfig) -> Result<Vec<Example>> {
         .collect();
     let mut out = Vec::new();
     let mut roller: Option<Roller> = None;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io(PathBuf::from("<tokio runtime>"), e))?;
+    let runtime = super::runtime()?;
     for (i, sample) in samples.into_iter().enumerate() {
         match sample {
             Sample::ToolRl(s) => out.push(Example {
@@ -139,11 +134,7 @@ pub fn examples(config: &TrainConfig) -> Result<Vec<Example>> {
 
 /// Token ids of an example: prompt (mask 0) then target and end-of-turn token (mask 1).
 pub fn tokenize(tokenizer: &TextTokenizer, example: &Example) -> Result<Seq> {
-    let messages: Vec<Message> = example
-        .messages
-        .iter()
-        .map(|m| Message::new(role_name(m.role), m.content.clone()))
-        .collect();
+    let messages = template_messages(&example.messages);
     let prompt = tokenizer.apply_chat_template(&messages, true)?;
     let mut ids = tokenizer.encode(&prompt, false)?;
     let context = ids.len();
@@ -164,10 +155,7 @@ pub fn tokenize(tokenizer: &TextTokenizer, example: &Example) -> Result<Seq> {
 
 /// Runs SFT as configured; writes `<out>/metrics.jsonl` and the model to `<out>/model`.
 pub fn run(config: &TrainConfig, steps: Option<u64>, progress: bool) -> Result<PathBuf> {
-    let device = match config.train.device.as_str() {
-        "cuda" => Device::new_cuda(0)?,
-        _ => Device::Cpu,
-    };
+    let device = super::device(config)?;
     let s = &config.sft;
     let out = s.out.clone();
     std::fs::create_dir_all(&out).map_err(|e| Error::io(out.clone(), e))?;
@@ -192,16 +180,7 @@ pub fn run(config: &TrainConfig, steps: Option<u64>, progress: bool) -> Result<P
     let named = checkpoint::named_vars(&loaded.model);
     let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
     let o = &config.optimizer;
-    let mut optimizer = AdamW::new(
-        vars.clone(),
-        AdamWConfig {
-            lr: s.lr,
-            beta1: o.beta1,
-            beta2: o.beta2,
-            eps: o.eps,
-            weight_decay: o.weight_decay,
-        },
-    )?;
+    let mut optimizer = super::optimizer(config, vars.clone(), s.lr)?;
     let total = steps.unwrap_or(s.steps);
     let metrics_path = out.join("metrics.jsonl");
     let _ = std::fs::remove_file(&metrics_path);
@@ -213,16 +192,7 @@ pub fn run(config: &TrainConfig, steps: Option<u64>, progress: bool) -> Result<P
         total,
         s.batch_size
     );
-    let bar = progress.then(|| {
-        let bar = indicatif::ProgressBar::new(total);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} step {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let bar = progress.then(|| super::progress_bar(total));
     let n = seqs.len();
     for step in 1..=total {
         let started = Instant::now();
