@@ -121,3 +121,39 @@ fn shared_datasets_load_and_apibank_answers_score_full_marks() {
     );
     assert_eq!(report.overall.total, 466);
 }
+
+/// Every ToolRL sample, SFT split included, has a ground truth to train on, and its own answer
+/// (after a plain reasoning) scores full marks under the paper's rubric: the calls are read from
+/// the answer, not from reasoning that mentions `<tool_call>` (sft-10 does).
+#[test]
+fn toolrl_ground_truths_parse_and_score_their_own_output_full() {
+    let rubric = toolenv::reward::Rubric::for_variant("default").unwrap();
+    for name in ["toolrl", "toolrl-sft"] {
+        let data = dataset::load(name, None).unwrap_or_else(|e| panic!("{e}"));
+        for sample in data.iter() {
+            let toolenv::dataset::Sample::ToolRl(s) = sample else {
+                panic!("{name}: not a ToolRL sample")
+            };
+            let truth = s
+                .ground_truth()
+                .unwrap_or_else(|e| panic!("{name} {}: {e}", s.id));
+            let completion = format!("<think> reasoning </think>{}", s.answer());
+            let score = rubric.score(&completion, &truth, 0);
+            assert_eq!(
+                (score.format, score.correctness),
+                (1.0, 3.0),
+                "{name} {}",
+                s.id
+            );
+        }
+    }
+    let sft = dataset::load("toolrl-sft", None).unwrap();
+    let Some(toolenv::dataset::Sample::ToolRl(s10)) = sft.iter().find(|s| s.id() == "sft-10")
+    else {
+        panic!("sft-10 missing")
+    };
+    assert!(s10.output.find("<tool_call>") < s10.output.find("</think>"));
+    let calls = s10.ground_truth().unwrap().calls.unwrap();
+    assert_eq!(calls.len(), 4);
+    assert_eq!(calls[0]["name"], "RSI Overbought Stocks");
+}

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
-use toolenv::policy::{Policy, PolicyError, PolicyTurn, TurnRequest, TurnTokens, Usage};
+use toolenv::policy::{
+    EpisodeGuard, Policy, PolicyError, PolicyTurn, TurnRequest, TurnTokens, Usage,
+};
 
 use crate::policy::{model_error, template_messages};
 use crate::sampler::{generate_rows_cached, row_seed, PrefixCache, Row};
@@ -166,6 +168,13 @@ impl Policy for BatchedPolicy {
         }
         rx.await
             .map_err(|_| PolicyError::Model("the sampling batch was dropped".into()))?
+    }
+
+    /// Joins the episode to the running round (a round of one, added to any live one), so an
+    /// evaluation that starts episodes as others end keeps every batch full.
+    fn begin_episode(&self) -> EpisodeGuard {
+        let mut participants = self.round(1);
+        EpisodeGuard::new(participants.pop())
     }
 }
 

@@ -201,7 +201,6 @@ pub fn generate_rows_cached(
                 cache: cache.clone(),
             });
         }
-        cache = cache.repeat_batch(b)?;
     }
     let width = rows
         .iter()
@@ -224,8 +223,32 @@ pub fn generate_rows_cached(
         key_valid.push(valid);
     }
     let mut next_pos: Vec<u32> = rows.iter().map(|r| r.prompt.len() as u32).collect();
-    let input = Tensor::from_vec(ids, (b, width), device)?;
-    let mut logits = model.forward_step(&input, &positions, &key_valid, &mut cache)?;
+    let own: usize = rows.iter().map(|r| r.prompt.len() - shared).sum();
+    let mut logits;
+    if b > 1 && b * width * 4 > own * 5 {
+        // Prompts of unequal length (ToolRL's vary 500-2,500 tokens): padding every row to the
+        // longest would cost more than a quarter extra, and attention grows with its square, so
+        // each row is prefilled alone and the caches stacked in the padded layout.
+        let mut caches = Vec::with_capacity(b);
+        let mut last = Vec::with_capacity(b);
+        for r in rows {
+            let mut c = cache.clone();
+            let rest = &r.prompt[shared..];
+            let input = Tensor::new(rest, device)?.unsqueeze(0)?;
+            let pos = vec![(shared as u32..r.prompt.len() as u32).collect::<Vec<_>>()];
+            let valid = vec![vec![true; r.prompt.len()]];
+            last.push(model.forward_step(&input, &pos, &valid, &mut c)?);
+            caches.push(c);
+        }
+        cache = KvCache::stack_left_padded(&caches, shared, width)?;
+        logits = Tensor::cat(&last, 0)?;
+    } else {
+        if shared > 0 {
+            cache = cache.repeat_batch(b)?;
+        }
+        let input = Tensor::from_vec(ids, (b, width), device)?;
+        logits = model.forward_step(&input, &positions, &key_valid, &mut cache)?;
+    }
 
     let mut rngs: Vec<SplitMix64> = rows.iter().map(|r| SplitMix64(r.seed)).collect();
     let mut out: Vec<Option<Generation>> = vec![None; b];

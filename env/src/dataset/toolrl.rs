@@ -1,8 +1,10 @@
 //! ToolRL samples: `id`, `system` (instructions and the tool list), `user` (the dialogue so far)
 //! and `output` (the expected completion), as in ToolRL's SFT and RL splits. The tools are
 //! descriptions only; nothing executes. The expected completion is kept as text and parsed on
-//! demand ([`ToolRlSample::ground_truth`]): some SFT completions mention `<tool_call>` inside their
-//! reasoning, which the reward's strict reading rejects, and SFT never scores them.
+//! demand ([`ToolRlSample::ground_truth`]), from the answer after the reasoning: some SFT
+//! completions mention `<tool_call>` inside their reasoning, which a whole-text reading would
+//! take for the call block (ToolRL's RL split keeps its reasoning a placeholder, so there the two
+//! readings agree).
 
 use super::json::Fields;
 use super::DatasetError;
@@ -22,10 +24,20 @@ pub struct ToolRlSample {
 }
 
 impl ToolRlSample {
-    /// The expected completion parsed for the reward (an error where its `<tool_call>` block has a
-    /// line that is not JSON).
+    /// The expected completion parsed for the reward: the part after the last `</think>` (the
+    /// whole text if there is none), so that the reasoning's prose cannot supply the call block
+    /// or the expected shape. An error where its `<tool_call>` block has a line that is not JSON.
     pub fn ground_truth(&self) -> Result<GroundTruth, GroundTruthError> {
-        GroundTruth::parse(&self.output)
+        GroundTruth::parse(self.answer())
+    }
+
+    /// The expected completion after its reasoning (after the last `</think>`), or all of it.
+    pub fn answer(&self) -> &str {
+        self.output
+            .rfind("</think>")
+            .map_or(self.output.as_str(), |i| {
+                &self.output[i + "</think>".len()..]
+            })
     }
 }
 

@@ -27,7 +27,7 @@ pub struct EvalArgs {
     /// Evaluate only the first N samples.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Samples in flight at once.
+    /// Samples in flight at once (`trainer eval` samples their turns as one batch).
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
     /// Prompt style of multi-turn episodes: chat or paper.

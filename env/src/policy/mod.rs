@@ -135,4 +135,34 @@ pub trait Policy: Send + Sync {
         &self,
         request: TurnRequest<'_>,
     ) -> impl Future<Output = Result<PolicyTurn, PolicyError>> + Send;
+
+    /// Called as an episode starts; the guard is held until the episode ends. A policy that
+    /// batches the turns of concurrent episodes in lockstep counts the live episodes with it (a
+    /// batch waits for every live episode, and an ended one must stop being waited for). Others
+    /// need nothing.
+    fn begin_episode(&self) -> EpisodeGuard {
+        EpisodeGuard::default()
+    }
+}
+
+/// Held for the length of an episode (see [`Policy::begin_episode`]); whatever it owns is
+/// dropped when the episode ends.
+#[derive(Default)]
+pub struct EpisodeGuard(Option<Box<dyn Send + Sync>>);
+
+impl EpisodeGuard {
+    /// A guard that owns `value` until the episode ends.
+    pub fn new(value: impl Send + Sync + 'static) -> Self {
+        EpisodeGuard(Some(Box::new(value)))
+    }
+}
+
+impl std::fmt::Debug for EpisodeGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "EpisodeGuard(held)"
+        } else {
+            "EpisodeGuard"
+        })
+    }
 }

@@ -83,3 +83,61 @@ fn local_policy_plays_an_episode_with_exact_tokens() {
     };
     assert_eq!(texts(&t), texts(&again), "greedy episodes reproduce");
 }
+
+/// `trainer eval`'s set-up: the evaluation loop starts episodes as others end, and the batched
+/// policy must count them in and out (a miscount hangs or errors). Greedy answers equal those of
+/// the one-at-a-time policy.
+#[test]
+fn batched_policy_runs_an_evaluation_with_changing_membership() {
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens: 16,
+        ..SamplingParams::default()
+    };
+    let registry = toolenv::Registry::load(&repo_root().join("env/config.toml")).unwrap();
+    let roller = Roller::new(
+        Arc::new(registry),
+        RolloutConfig {
+            max_turns: 2,
+            max_new_tokens: 16,
+            tool_listing: toolenv::rollout::ToolListing::Brief,
+            ..RolloutConfig::default()
+        },
+    );
+    let mut dataset = toolenv::dataset::load("tasks", None).unwrap();
+    dataset.samples.truncate(3);
+    let rubric = toolenv::reward::Rubric::for_variant("default").unwrap();
+    let options = toolenv::eval::EvalOptions {
+        concurrency: 2,
+        max_new_tokens: 16,
+        ..toolenv::eval::EvalOptions::default()
+    };
+    let batched = trainer::BatchedPolicy::new(
+        Arc::new(trainer::load(&gguf_path(), DType::F32, &Device::Cpu).unwrap()),
+        params.clone(),
+        2,
+        "batched",
+    );
+    let got = toolenv::eval::evaluate_blocking(&batched, &roller, &dataset, &rubric, &options)
+        .unwrap()
+        .0;
+    let single = LocalPolicy::new(
+        trainer::load(&gguf_path(), DType::F32, &Device::Cpu).unwrap(),
+        params.clone(),
+        "single",
+    );
+    let want = toolenv::eval::evaluate_blocking(&single, &roller, &dataset, &rubric, &options)
+        .unwrap()
+        .0;
+    assert_eq!(got.len(), 3);
+    assert!(
+        got.iter().all(|r| r.error.is_none() && r.turns >= 1),
+        "{got:?}"
+    );
+    let outputs = |rs: &[toolenv::eval::SampleResult]| {
+        rs.iter()
+            .map(|r| (r.id.clone(), r.output.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outputs(&got), outputs(&want));
+}

@@ -88,6 +88,41 @@ fn batched_greedy_equals_one_at_a_time() {
     }
 }
 
+/// Both prefill paths, rows padded to one width (equal lengths) and rows prefilled one by one
+/// then stacked (a long and a short prompt), give each row what it gets alone.
+#[test]
+fn padded_and_row_by_row_prefill_equal_one_at_a_time() {
+    let loaded = smollm2();
+    let long = "Here is a list of things to remember for the trip: passport, tickets, charger, \
+                a warm coat, two books, the map of the old town, sunscreen, and the address of \
+                the hotel near the station. Which item is for the cold?";
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens: 8,
+        ..SamplingParams::default()
+    };
+    let equal = [prompt("Name a colour."), prompt("Name a fruit.")];
+    assert_eq!(equal[0].len(), equal[1].len());
+    let ragged = [prompt("Hi"), prompt(long)];
+    assert!(ragged[1].len() > 2 * ragged[0].len());
+    for batch in [&equal, &ragged] {
+        let together = generate(&loaded.model, &loaded.tokenizer, batch, &params).unwrap();
+        for (p, got) in batch.iter().zip(&together) {
+            let alone = generate(
+                &loaded.model,
+                &loaded.tokenizer,
+                std::slice::from_ref(p),
+                &params,
+            )
+            .unwrap();
+            assert_eq!(alone[0].tokens, got.tokens);
+            for (x, y) in alone[0].logprobs.iter().zip(&got.logprobs) {
+                assert!((x - y).abs() < 1e-3, "logprob {x} alone vs {y} batched");
+            }
+        }
+    }
+}
+
 #[test]
 fn seed_reproduces_sampling_and_logprobs_are_valid() {
     let loaded = smollm2();

@@ -140,7 +140,10 @@ fn eval(args: LocalEvalArgs) -> Result<()> {
         seed: args.eval.seed,
         ..SamplingParams::default()
     };
-    let policy = trainer::LocalPolicy::new(loaded, params, name);
+    // The turns of the samples in flight are sampled as one lockstep batch (greedy decoding
+    // gives each row the answer it would get alone, up to float rounding in the batched matmuls).
+    let batch = args.eval.concurrency.max(1);
+    let policy = trainer::BatchedPolicy::new(std::sync::Arc::new(loaded), params, batch, name);
     args.eval.run(&args.env, &policy, args.max_new_tokens)?;
     Ok(())
 }
