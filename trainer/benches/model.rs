@@ -1,9 +1,11 @@
 //! Throughput of the model runtime at SmolLM2-135M shapes with random weights (no download
 //! needed): forward and forward+backward of token log-probabilities at batch x seq tokens, one
-//! AdamW step, peak RSS, and KV-cached decoding at batch 1 and 8.
+//! AdamW step, the forward+backward of a GRPO group with and without the shared-prefix forward,
+//! peak RSS, and KV-cached decoding at batch 1 and 8.
 //!
 //! `cargo bench -p trainer --bench model` (release profile). Environment: `BENCH_BATCH` (8),
-//! `BENCH_SEQ` (256), `BENCH_DECODE_TOKENS` (64), `BENCH_REPEATS` (2). Compare with
+//! `BENCH_SEQ` (256), `BENCH_DECODE_TOKENS` (64), `BENCH_REPEATS` (2), `BENCH_PREFIX` (512),
+//! `BENCH_COMPLETION` (64), `BENCH_GROUP` (4). Compare with
 //! `bash trainer/benches/torch_bench.sh` (same shapes and thread count).
 
 use std::time::Instant;
@@ -87,6 +89,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let grads = grads.expect("backward ran");
+
+    // A GRPO group: G completions of one prompt. Unshared, every sequence runs prompt +
+    // completion; shared (`prefix_logprobs`), the prompt runs once and its keys/values feed every
+    // completion in the same graph (gradients equal; tested in tests/all/grpo.rs).
+    let (prompt_len, completion_len, group) = (
+        env_usize("BENCH_PREFIX", 512),
+        env_usize("BENCH_COMPLETION", 64),
+        env_usize("BENCH_GROUP", 4),
+    );
+    let prompt: Vec<u32> = (0..prompt_len)
+        .map(|i| ((i * 7919 + 11) % config.vocab_size) as u32)
+        .collect();
+    let completions: Vec<Vec<u32>> = (0..group)
+        .map(|g| {
+            (0..completion_len)
+                .map(|i| ((i * 104_729 + g * 31 + 5) % config.vocab_size) as u32)
+                .collect()
+        })
+        .collect();
+    let full: Vec<u32> = completions
+        .iter()
+        .flat_map(|c| prompt.iter().chain(c).copied())
+        .collect();
+    let full = Tensor::from_vec(full, (group, prompt_len + completion_len), &device)?;
+    let unshared = best_of(repeats, || {
+        let lp = model
+            .token_logprobs(&full, None, chunk)
+            .map_err(to_candle)?;
+        let loss = lp.narrow(1, prompt_len - 1, completion_len)?.mean_all()?;
+        drop(loss.backward()?);
+        Ok(())
+    });
+    let shared = best_of(repeats, || {
+        let lp = model
+            .prefix_logprobs(&prompt, &completions, chunk)
+            .map_err(to_candle)?;
+        drop(lp.mean_all()?.backward()?);
+        Ok(())
+    });
+    println!(
+        "GRPO group fwd+bwd (G={group}, prompt {prompt_len}, completion {completion_len}): \
+         unshared {unshared:.2} s, shared prefix {shared:.2} s ({:.2}x)",
+        unshared / shared
+    );
     let mut fused =
         trainer::AdamW::new(model.varmap().all_vars(), trainer::AdamWConfig::default())?;
     // The first step also faults in the zeroed moment buffers; later steps are the steady state.
