@@ -60,6 +60,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "SmolLM2-135M shapes, random f32 weights, batch {batch} x seq {seq}, {} rayon threads",
         candle_core::utils::get_num_threads()
     );
+    // The machine's f32 matmul rate, for scale.
+    let n = 2048;
+    let a = Tensor::ones((n, n), DType::F32, &device)?;
+    let b = Tensor::ones((n, n), DType::F32, &device)?;
+    let mm = best_of(3, || a.matmul(&b).map(|_| ()));
+    println!(
+        "matmul {n}x{n}     {:>9.1} GFLOP/s",
+        2.0 * (n as f64).powi(3) / mm / 1e9
+    );
 
     let chunk = trainer::model::DEFAULT_LOGPROB_CHUNK;
     let fwd = best_of(repeats, || {
@@ -89,6 +98,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let grads = grads.expect("backward ran");
+
+    let mut fused =
+        trainer::AdamW::new(model.varmap().all_vars(), trainer::AdamWConfig::default())?;
+    // The first step also faults in the zeroed moment buffers; later steps are the steady state.
+    let first = best_of(1, || fused.step(&grads).map_err(to_candle));
+    let steady = best_of(2, || fused.step(&grads).map_err(to_candle));
+    println!("AdamW step (fused) {first:>9.3} s first, {steady:.3} s steady");
+    drop(fused);
+    let mut opt = AdamW::new(model.varmap().all_vars(), ParamsAdamW::default())?;
+    let adamw = best_of(repeats, || opt.step(&grads));
+    println!("AdamW step (candle-nn) {adamw:>9.3} s");
+    drop(opt);
+    drop(grads);
+    println!("peak RSS so far    {:>9.0} MiB", peak_rss_mib());
 
     // A GRPO group: G completions of one prompt. Unshared, every sequence runs prompt +
     // completion; shared (`prefix_logprobs`), the prompt runs once and its keys/values feed every
@@ -133,19 +156,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          unshared {unshared:.2} s, shared prefix {shared:.2} s ({:.2}x)",
         unshared / shared
     );
-    let mut fused =
-        trainer::AdamW::new(model.varmap().all_vars(), trainer::AdamWConfig::default())?;
-    // The first step also faults in the zeroed moment buffers; later steps are the steady state.
-    let first = best_of(1, || fused.step(&grads).map_err(to_candle));
-    let steady = best_of(2, || fused.step(&grads).map_err(to_candle));
-    println!("AdamW step (fused) {first:>9.3} s first, {steady:.3} s steady");
-    drop(fused);
-    let mut opt = AdamW::new(model.varmap().all_vars(), ParamsAdamW::default())?;
-    let adamw = best_of(repeats, || opt.step(&grads));
-    println!("AdamW step (candle-nn) {adamw:>9.3} s");
-    drop(opt);
-    drop(grads);
-    println!("peak RSS so far    {:>9.0} MiB", peak_rss_mib());
 
     for b in [1usize, 8] {
         let prompt_len = 16;

@@ -45,6 +45,14 @@ def peak_rss_mib():
 
 
 print(f"SmolLM2-135M shapes, random f32 weights, batch {BATCH} x seq {SEQ}, {THREADS} threads, torch {torch.__version__}")
+# The machine's f32 matmul rate, for scale.
+mm_a = torch.ones(2048, 2048)
+mm_best = float("inf")
+for _ in range(3):
+    start = time.perf_counter()
+    mm_a @ mm_a
+    mm_best = min(mm_best, time.perf_counter() - start)
+print(f"matmul 2048x2048   {2 * 2048**3 / mm_best / 1e9:9.1f} GFLOP/s")
 model.train()
 fwd = best_of(lambda: token_logprobs(ids))
 print(f"forward            {tokens / fwd:9.1f} tok/s  ({fwd:.2f} s)")
