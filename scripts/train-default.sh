@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 
 cargo build --release -p trainer
 bin=target/release/trainer
-limit=${EVAL_LIMIT:-20}
-eval_args=(--dataset tasks --limit "$limit" --max-turns 3 --max-new-tokens 96 --tool-listing brief)
+limit=${EVAL_LIMIT:-50}
+eval_args=(--dataset tasks --limit "$limit" --max-turns 3 --max-new-tokens 96 --tool-listing brief --concurrency 16)
 
 rm -rf runs/sft runs/grpo runs/eval-base runs/eval-sft runs/eval-grpo
 "$bin" eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf "${eval_args[@]}" --out runs/eval-base
