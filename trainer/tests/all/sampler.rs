@@ -61,7 +61,6 @@ fn a_kept_prefix_cache_changes_nothing() {
 
 #[test]
 fn batched_greedy_equals_one_at_a_time() {
-    let loaded = smollm2();
     let prompts = vec![
         prompt("Name a colour."),
         prompt("What is the capital of Italy? Answer in one word."),
@@ -72,13 +71,20 @@ fn batched_greedy_equals_one_at_a_time() {
         max_new_tokens: 8,
         ..SamplingParams::default()
     };
-    let batched = generate(&loaded.model, &loaded.tokenizer, &prompts, &params).unwrap();
+    assert_batch_equals_alone(&prompts, &params);
+}
+
+/// Sampling `prompts` as one batch gives each row the tokens (and, to 1e-3, log-probabilities)
+/// it gets alone.
+fn assert_batch_equals_alone(prompts: &[Vec<u32>], params: &SamplingParams) {
+    let loaded = smollm2();
+    let batched = generate(&loaded.model, &loaded.tokenizer, prompts, params).unwrap();
     for (p, b) in prompts.iter().zip(&batched) {
         let alone = generate(
             &loaded.model,
             &loaded.tokenizer,
             std::slice::from_ref(p),
-            &params,
+            params,
         )
         .unwrap();
         assert_eq!(alone[0].tokens, b.tokens);
@@ -92,7 +98,6 @@ fn batched_greedy_equals_one_at_a_time() {
 /// then stacked (a long and a short prompt), give each row what it gets alone.
 #[test]
 fn padded_and_row_by_row_prefill_equal_one_at_a_time() {
-    let loaded = smollm2();
     let long = "Here is a list of things to remember for the trip: passport, tickets, charger, \
                 a warm coat, two books, the map of the old town, sunscreen, and the address of \
                 the hotel near the station. Which item is for the cold?";
@@ -105,22 +110,8 @@ fn padded_and_row_by_row_prefill_equal_one_at_a_time() {
     assert_eq!(equal[0].len(), equal[1].len());
     let ragged = [prompt("Hi"), prompt(long)];
     assert!(ragged[1].len() > 2 * ragged[0].len());
-    for batch in [&equal, &ragged] {
-        let together = generate(&loaded.model, &loaded.tokenizer, batch, &params).unwrap();
-        for (p, got) in batch.iter().zip(&together) {
-            let alone = generate(
-                &loaded.model,
-                &loaded.tokenizer,
-                std::slice::from_ref(p),
-                &params,
-            )
-            .unwrap();
-            assert_eq!(alone[0].tokens, got.tokens);
-            for (x, y) in alone[0].logprobs.iter().zip(&got.logprobs) {
-                assert!((x - y).abs() < 1e-3, "logprob {x} alone vs {y} batched");
-            }
-        }
-    }
+    assert_batch_equals_alone(&equal, &params);
+    assert_batch_equals_alone(&ragged, &params);
 }
 
 #[test]
