@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p trainer --bench model` (release profile). Environment: `BENCH_BATCH` (8),
 //! `BENCH_SEQ` (256), `BENCH_DECODE_TOKENS` (64), `BENCH_REPEATS` (2), `BENCH_PREFIX` (512),
-//! `BENCH_COMPLETION` (64), `BENCH_GROUP` (4). Compare with
+//! `BENCH_COMPLETION` (64), `BENCH_GROUP` (4), `BENCH_ONLY` (a comma list of `train`, `group`,
+//! `decode`: the parts to run; all by default). Compare with
 //! `bash trainer/benches/torch_bench.sh` (same shapes and thread count).
 
 use std::time::Instant;
@@ -33,6 +34,11 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Whether `BENCH_ONLY` (unset: everything) asks for this part.
+fn wanted(part: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|p| p.trim() == part))
+}
+
 fn best_of<F: FnMut() -> candle_core::Result<()>>(repeats: usize, mut f: F) -> f64 {
     let mut best = f64::INFINITY;
     for _ in 0..repeats.max(1) {
@@ -44,6 +50,11 @@ fn best_of<F: FnMut() -> candle_core::Result<()>>(repeats: usize, mut f: F) -> f
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As the trainer binary does (see trainer::process); BENCH_NO_TUNING=1 leaves the defaults,
+    // to see what the settings are worth.
+    if std::env::var_os("BENCH_NO_TUNING").is_none() {
+        trainer::process::tune_for_tensors();
+    }
     let batch = env_usize("BENCH_BATCH", 8);
     let seq = env_usize("BENCH_SEQ", 256);
     let decode_tokens = env_usize("BENCH_DECODE_TOKENS", 64);
@@ -71,95 +82,99 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let chunk = trainer::model::DEFAULT_LOGPROB_CHUNK;
-    let fwd = best_of(repeats, || {
-        model
-            .token_logprobs(&ids, None, chunk)
-            .map(|_| ())
-            .map_err(to_candle)
-    });
-    println!(
-        "forward            {:>9.1} tok/s  ({fwd:.2} s)",
-        tokens / fwd
-    );
+    if wanted("train") {
+        let fwd = best_of(repeats, || {
+            model
+                .token_logprobs(&ids, None, chunk)
+                .map(|_| ())
+                .map_err(to_candle)
+        });
+        println!(
+            "forward            {:>9.1} tok/s  ({fwd:.2} s)",
+            tokens / fwd
+        );
 
-    let mut grads = None;
-    let fwd_bwd = best_of(repeats, || {
-        grads = None;
-        let loss = model
-            .token_logprobs(&ids, None, chunk)
-            .map_err(to_candle)?
-            .mean_all()?;
-        grads = Some(loss.backward()?);
-        Ok(())
-    });
-    println!(
-        "forward+backward   {:>9.1} tok/s  ({fwd_bwd:.2} s)",
-        tokens / fwd_bwd
-    );
+        let mut grads = None;
+        let fwd_bwd = best_of(repeats, || {
+            grads = None;
+            let loss = model
+                .token_logprobs(&ids, None, chunk)
+                .map_err(to_candle)?
+                .mean_all()?;
+            grads = Some(loss.backward()?);
+            Ok(())
+        });
+        println!(
+            "forward+backward   {:>9.1} tok/s  ({fwd_bwd:.2} s)",
+            tokens / fwd_bwd
+        );
 
-    let grads = grads.expect("backward ran");
+        let grads = grads.expect("backward ran");
 
-    let mut fused =
-        trainer::AdamW::new(model.varmap().all_vars(), trainer::AdamWConfig::default())?;
-    // The first step also faults in the zeroed moment buffers; later steps are the steady state.
-    let first = best_of(1, || fused.step(&grads).map_err(to_candle));
-    let steady = best_of(2, || fused.step(&grads).map_err(to_candle));
-    println!("AdamW step (fused) {first:>9.3} s first, {steady:.3} s steady");
-    drop(fused);
-    let mut opt = AdamW::new(model.varmap().all_vars(), ParamsAdamW::default())?;
-    let adamw = best_of(repeats, || opt.step(&grads));
-    println!("AdamW step (candle-nn) {adamw:>9.3} s");
-    drop(opt);
-    drop(grads);
-    println!("peak RSS so far    {:>9.0} MiB", peak_rss_mib());
+        let mut fused =
+            trainer::AdamW::new(model.varmap().all_vars(), trainer::AdamWConfig::default())?;
+        // The first step also faults in the zeroed moment buffers; later steps are the steady state.
+        let first = best_of(1, || fused.step(&grads).map_err(to_candle));
+        let steady = best_of(2, || fused.step(&grads).map_err(to_candle));
+        println!("AdamW step (fused) {first:>9.3} s first, {steady:.3} s steady");
+        drop(fused);
+        let mut opt = AdamW::new(model.varmap().all_vars(), ParamsAdamW::default())?;
+        let adamw = best_of(repeats, || opt.step(&grads));
+        println!("AdamW step (candle-nn) {adamw:>9.3} s");
+        drop(opt);
+        drop(grads);
+        println!("peak RSS so far    {:>9.0} MiB", peak_rss_mib());
+    }
 
-    // A GRPO group: G completions of one prompt. Unshared, every sequence runs prompt +
-    // completion; shared (`prefix_logprobs`), the prompt runs once and its keys/values feed every
-    // completion in the same graph (gradients equal; tested in tests/all/grpo.rs).
-    let (prompt_len, completion_len, group) = (
-        env_usize("BENCH_PREFIX", 512),
-        env_usize("BENCH_COMPLETION", 64),
-        env_usize("BENCH_GROUP", 4),
-    );
-    let prompt: Vec<u32> = (0..prompt_len)
-        .map(|i| ((i * 7919 + 11) % config.vocab_size) as u32)
-        .collect();
-    let completions: Vec<Vec<u32>> = (0..group)
-        .map(|g| {
-            (0..completion_len)
-                .map(|i| ((i * 104_729 + g * 31 + 5) % config.vocab_size) as u32)
-                .collect()
-        })
-        .collect();
-    let full: Vec<u32> = completions
-        .iter()
-        .flat_map(|c| prompt.iter().chain(c).copied())
-        .collect();
-    let full = Tensor::from_vec(full, (group, prompt_len + completion_len), &device)?;
-    let unshared = best_of(repeats, || {
-        let lp = model
-            .token_logprobs(&full, None, chunk)
-            .map_err(to_candle)?;
-        let loss = lp.narrow(1, prompt_len - 1, completion_len)?.mean_all()?;
-        drop(loss.backward()?);
-        Ok(())
-    });
-    let shared = best_of(repeats, || {
-        let lp = model
-            .prefix_logprobs(&prompt, &completions, chunk)
-            .map_err(to_candle)?;
-        drop(lp.mean_all()?.backward()?);
-        Ok(())
-    });
-    println!(
-        "GRPO group fwd+bwd (G={group}, prompt {prompt_len}, completion {completion_len}): \
-         unshared {unshared:.2} s, shared prefix {shared:.2} s ({:.2}x)",
-        unshared / shared
-    );
+    if wanted("group") {
+        // A GRPO group: G completions of one prompt. Unshared, every sequence runs prompt +
+        // completion; shared (`prefix_logprobs`), the prompt runs once and its keys/values feed every
+        // completion in the same graph (gradients equal; tested in tests/all/grpo.rs).
+        let (prompt_len, completion_len, group) = (
+            env_usize("BENCH_PREFIX", 512),
+            env_usize("BENCH_COMPLETION", 64),
+            env_usize("BENCH_GROUP", 4),
+        );
+        let prompt: Vec<u32> = (0..prompt_len)
+            .map(|i| ((i * 7919 + 11) % config.vocab_size) as u32)
+            .collect();
+        let completions: Vec<Vec<u32>> = (0..group)
+            .map(|g| {
+                (0..completion_len)
+                    .map(|i| ((i * 104_729 + g * 31 + 5) % config.vocab_size) as u32)
+                    .collect()
+            })
+            .collect();
+        let full: Vec<u32> = completions
+            .iter()
+            .flat_map(|c| prompt.iter().chain(c).copied())
+            .collect();
+        let full = Tensor::from_vec(full, (group, prompt_len + completion_len), &device)?;
+        let unshared = best_of(repeats, || {
+            let lp = model
+                .token_logprobs(&full, None, chunk)
+                .map_err(to_candle)?;
+            let loss = lp.narrow(1, prompt_len - 1, completion_len)?.mean_all()?;
+            drop(loss.backward()?);
+            Ok(())
+        });
+        let shared = best_of(repeats, || {
+            let lp = model
+                .prefix_logprobs(&prompt, &completions, chunk)
+                .map_err(to_candle)?;
+            drop(lp.mean_all()?.backward()?);
+            Ok(())
+        });
+        println!(
+            "GRPO group fwd+bwd (G={group}, prompt {prompt_len}, completion {completion_len}): \
+             unshared {unshared:.2} s, shared prefix {shared:.2} s ({:.2}x)",
+            unshared / shared
+        );
+    }
 
-    for b in [1usize, 8] {
+    for b in [1usize, 8].into_iter().filter(|_| wanted("decode")) {
         let prompt_len = 16;
-        let secs = best_of(1, || {
+        let secs = best_of(repeats, || {
             decode(&model, b, prompt_len, decode_tokens).map_err(to_candle)
         });
         println!(

@@ -38,13 +38,13 @@ impl Linear {
     }
 
     /// `x @ W^T + b` for `x` of any rank; flattening to 2-D keeps a single GEMM per call.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let (last, lead) = dims
             .split_last()
             .ok_or_else(|| Error::InvalidInput("linear layer applied to a scalar".into()))?;
         let rows: usize = lead.iter().product();
-        let y = project(&x.reshape((rows, *last))?, &self.weight)?;
+        let y = project(&x.reshape((rows, *last))?, &self.weight, kernels)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
@@ -75,11 +75,15 @@ fn norm(x: &Tensor, weight: &Tensor, eps: f64, kernels: Kernels) -> Result<Tenso
     }
 }
 
-/// `x @ w^T` for `x` `[rows, in]` and `w` `[out, in]`. With few rows (decoding) candle's GEMM is
-/// several times faster as `(w @ x^T)^T` (measured: 9 vs 49 ms for the 49k-row output projection
-/// at 8 rows); with many rows (training) the direct form is as fast and needs no transpose copy.
-fn project(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if x.dim(0)? <= SMALL_BATCH_ROWS {
+/// `x @ w^T` for `x` `[rows, in]` and `w` `[out, in]`. With few rows (decoding) and no gradient
+/// wanted, the weight-streaming kernel of [`crate::few_rows`] (at 8 rows 2-5x faster than GEMM).
+/// Otherwise with few rows candle's GEMM is several times faster as `(w @ x^T)^T` (measured: 9 vs
+/// 49 ms for the 49k-row output projection at 8 rows); with many rows (training) the direct form
+/// is as fast and needs no transpose copy.
+fn project(x: &Tensor, w: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    if kernels == Kernels::Fused && crate::few_rows::applies(x, w) {
+        crate::few_rows::matmul_t(x, w)
+    } else if x.dim(0)? <= SMALL_BATCH_ROWS {
         Ok(w.matmul(&x.t()?)?.t()?)
     } else {
         Ok(x.matmul(&w.t()?)?)
@@ -607,7 +611,7 @@ impl Model {
         let frame = self.frame(positions, key_valid, past)?;
         let hidden = self.run(ids, &frame, Some(cache), Kernels::Fused)?;
         let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?.contiguous()?;
-        Ok(project(&last, &self.lm_head.detach())?.contiguous()?)
+        Ok(project(&last, &self.lm_head.detach(), Kernels::Fused)?.contiguous()?)
     }
 
     fn frame(&self, positions: &[Vec<u32>], key_valid: &[Vec<bool>], past: usize) -> Result<Frame> {
@@ -684,17 +688,17 @@ impl Model {
             let h = norm(&x, &layer.input_norm, c.rms_norm_eps, kernels)?;
             let q = layer
                 .q
-                .forward(&h)?
+                .forward(&h, kernels)?
                 .reshape((b, t, c.num_heads, c.head_dim))?
                 .transpose(1, 2)?;
             let k = layer
                 .k
-                .forward(&h)?
+                .forward(&h, kernels)?
                 .reshape((b, t, c.num_kv_heads, c.head_dim))?
                 .transpose(1, 2)?;
             let v = layer
                 .v
-                .forward(&h)?
+                .forward(&h, kernels)?
                 .reshape((b, t, c.num_kv_heads, c.head_dim))?
                 .transpose(1, 2)?;
             let q = crate::rope::rope(&q, &frame.cos, &frame.sin)?;
@@ -730,10 +734,11 @@ impl Model {
                 .reshape((b, c.num_heads, t, c.head_dim))?
                 .transpose(1, 2)?
                 .reshape((b, t, c.num_heads * c.head_dim))?;
-            x = (x + layer.o.forward(&attn)?)?;
+            x = (x + layer.o.forward(&attn, kernels)?)?;
             let h = norm(&x, &layer.post_norm, c.rms_norm_eps, kernels)?;
-            let mlp = (layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?;
-            x = (x + layer.down.forward(&mlp)?)?;
+            let mlp =
+                (layer.gate.forward(&h, kernels)?.silu()? * layer.up.forward(&h, kernels)?)?;
+            x = (x + layer.down.forward(&mlp, kernels)?)?;
         }
         let final_norm = if fused {
             self.norm.detach()

@@ -267,6 +267,7 @@ fn run(cli: Cli) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    trainer::process::tune_for_tensors();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
