@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod few_rows;
 pub mod grpo;
+pub mod heads;
 pub mod load;
 pub mod logprobs;
 pub mod model;
@@ -22,6 +23,7 @@ mod rng;
 pub mod rope;
 pub mod sampler;
 pub mod softmax;
+pub mod swiglu;
 #[cfg(test)]
 mod testing;
 pub mod tokenizer;

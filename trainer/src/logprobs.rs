@@ -20,6 +20,17 @@ pub fn chunked_logprobs(
     targets: &Tensor,
     chunk: usize,
 ) -> Result<Tensor> {
+    with_backward_blocks(hidden, weight, targets, chunk, BACKWARD_BLOCK_ELEMS)
+}
+
+/// [`chunked_logprobs`] with the backward's vocabulary blocks holding `block_elems` logits.
+fn with_backward_blocks(
+    hidden: &Tensor,
+    weight: &Tensor,
+    targets: &Tensor,
+    chunk: usize,
+    block_elems: usize,
+) -> Result<Tensor> {
     let (n, h) = hidden.dims2()?;
     let (vocab, wh) = weight.dims2()?;
     if wh != h || targets.dims() != [n] {
@@ -49,44 +60,61 @@ pub fn chunked_logprobs(
     if !on_cpu || !matches!(hidden.dtype(), DType::F32 | DType::F64) {
         return composed(hidden, weight, &targets, chunk);
     }
-    let values = forward(&hidden.detach(), &weight.detach(), &targets, chunk)?;
+    let (values, lse) = forward_with_lse(&hidden.detach(), &weight.detach(), &targets, chunk)?;
     let stored = match values.dtype() {
         DType::F64 => CpuStorage::F64(values.to_vec1()?),
         _ => CpuStorage::F32(values.to_dtype(DType::F32)?.to_vec1()?),
     };
     let op = ChunkedLogprobs {
         targets,
-        chunk,
+        lse,
         values: stored,
         n,
+        block_elems,
     };
     Ok(hidden.apply_op2(weight, op)?)
 }
 
 /// Graph-free forward: one `[chunk, vocab]` block at a time.
 fn forward(hidden: &Tensor, weight: &Tensor, targets: &Tensor, chunk: usize) -> Result<Tensor> {
+    Ok(forward_with_lse(hidden, weight, targets, chunk)?.0)
+}
+
+/// [`forward`], also returning each row's `logsumexp(logits)` (`[n]`), which the backward needs.
+fn forward_with_lse(
+    hidden: &Tensor,
+    weight: &Tensor,
+    targets: &Tensor,
+    chunk: usize,
+) -> Result<(Tensor, Tensor)> {
     let n = hidden.dim(0)?;
     let mut parts = Vec::with_capacity(n.div_ceil(chunk));
+    let mut lses = Vec::with_capacity(n.div_ceil(chunk));
     let mut start = 0;
     while start < n {
         let len = chunk.min(n - start);
         let logits = hidden.narrow(0, start, len)?.matmul(&weight.t()?)?;
-        parts.push(pick(&logits, &targets.narrow(0, start, len)?)?);
+        let (picked, lse) = pick(&logits, &targets.narrow(0, start, len)?)?;
+        parts.push(picked);
+        lses.push(lse);
         start += len;
     }
     if parts.is_empty() {
-        return Ok(Tensor::zeros(0, hidden.dtype(), hidden.device())?);
+        let empty = Tensor::zeros(0, hidden.dtype(), hidden.device())?;
+        return Ok((empty.clone(), empty));
     }
-    Ok(Tensor::cat(&parts, 0)?)
+    Ok((Tensor::cat(&parts, 0)?, Tensor::cat(&lses, 0)?))
 }
 
-/// `logits[i, target[i]] - logsumexp(logits[i])`, with a detached max for stability.
-fn pick(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+/// `(logits[i, target[i]] - logsumexp(logits[i]), logsumexp(logits[i]))`, with a detached max
+/// for stability.
+fn pick(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
     let max = logits.max_keepdim(D::Minus1)?.detach();
     let z = logits.broadcast_sub(&max)?;
     let lse = z.exp()?.sum_keepdim(D::Minus1)?.log()?;
     let picked = z.gather(&targets.unsqueeze(1)?, D::Minus1)?;
-    Ok((picked - lse)?.squeeze(D::Minus1)?)
+    let logprob = (picked - &lse)?.squeeze(D::Minus1)?;
+    Ok((logprob, (lse + max)?.squeeze(D::Minus1)?))
 }
 
 /// Differentiable composed-op version (autograd keeps every chunk; used off the CPU).
@@ -96,10 +124,17 @@ fn composed(hidden: &Tensor, weight: &Tensor, targets: &Tensor, chunk: usize) ->
 
 struct ChunkedLogprobs {
     targets: Tensor,
-    chunk: usize,
+    /// Each row's `logsumexp(logits)` from the forward pass.
+    lse: Tensor,
     values: CpuStorage,
     n: usize,
+    block_elems: usize,
 }
+
+/// Elements of one `[rows, vocab block]` slice of the logits in the backward pass: 16 MiB in
+/// f32, below glibc's largest mmap threshold, so the blocks reuse heap memory instead of being
+/// faulted in afresh (see [`crate::process`]).
+const BACKWARD_BLOCK_ELEMS: usize = 4 << 20;
 
 impl CustomOp2 for ChunkedLogprobs {
     fn name(&self) -> &'static str {
@@ -124,33 +159,34 @@ impl CustomOp2 for ChunkedLogprobs {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        // With G = g (onehot(target) - p), dh = G W and dW = G^T h. The onehot part is a
+        // gather and an index_add; the softmax part runs over blocks of the vocabulary, so each
+        // block's rows of dW are written once (row chunks would add a full-size dW per chunk).
         let hidden = hidden.detach();
         let weight = weight.detach();
         let vocab = weight.dim(0)?;
-        let mut d_hidden = Vec::with_capacity(self.n.div_ceil(self.chunk));
-        let mut d_weight = weight.zeros_like()?;
+        let g = grad.unsqueeze(1)?;
+        let neg_g = g.neg()?;
+        let lse = self.lse.unsqueeze(1)?;
+        let block = (self.block_elems / self.n.max(1)).clamp(1, vocab.max(1));
+        let mut d_hidden = weight.index_select(&self.targets, 0)?.broadcast_mul(&g)?;
+        let mut d_weight_blocks = Vec::with_capacity(vocab.div_ceil(block));
         let mut start = 0;
-        while start < self.n {
-            let len = self.chunk.min(self.n - start);
-            let h = hidden.narrow(0, start, len)?;
-            let g = grad.narrow(0, start, len)?.unsqueeze(1)?;
-            let probs = candle_nn::ops::softmax_last_dim(&h.matmul(&weight.t()?)?)?;
-            // d logp[target] / d logits = onehot(target) - p, scaled by the incoming gradient.
-            let onehot = Tensor::zeros((len, vocab), g.dtype(), g.device())?.scatter_add(
-                &self.targets.narrow(0, start, len)?.unsqueeze(1)?,
-                &g,
-                1,
-            )?;
-            let d_logits = (onehot - probs.broadcast_mul(&g)?)?;
-            d_hidden.push(d_logits.matmul(&weight)?);
-            d_weight = (d_weight + d_logits.t()?.matmul(&h)?)?;
+        while start < vocab {
+            let len = block.min(vocab - start);
+            let w = weight.narrow(0, start, len)?;
+            let probs = hidden.matmul(&w.t()?)?.broadcast_sub(&lse)?.exp()?;
+            let d_logits = probs.broadcast_mul(&neg_g)?;
+            d_hidden = (d_hidden + d_logits.matmul(&w)?)?;
+            d_weight_blocks.push(d_logits.t()?.matmul(&hidden)?);
             start += len;
         }
-        let d_hidden = if d_hidden.is_empty() {
-            hidden.zeros_like()?
+        let d_weight = if d_weight_blocks.is_empty() {
+            weight.zeros_like()?
         } else {
-            Tensor::cat(&d_hidden, 0)?
+            Tensor::cat(&d_weight_blocks, 0)?
         };
+        let d_weight = d_weight.index_add(&self.targets, &hidden.broadcast_mul(&g)?, 0)?;
         Ok((Some(d_hidden), Some(d_weight)))
     }
 }
@@ -179,7 +215,9 @@ mod tests {
         let weight = Var::from_tensor(&Tensor::randn(0f64, 1.0, (11, 5), &dev).unwrap()).unwrap();
         let targets = Tensor::new(&[0u32, 3, 10, 5, 5, 1, 9], &dev).unwrap();
         let scale = Tensor::new(&[1.0f64, -2.0, 0.5, 3.0, 0.0, 1.5, -1.0], &dev).unwrap();
-        let ours = chunked_logprobs(hidden.as_tensor(), weight.as_tensor(), &targets, 3).unwrap();
+        // Row chunks of 3 forward, vocabulary blocks of 2 (14 / 7 rows) backward: both split.
+        let ours =
+            with_backward_blocks(hidden.as_tensor(), weight.as_tensor(), &targets, 3, 14).unwrap();
         let reference = composed(hidden.as_tensor(), weight.as_tensor(), &targets, 7).unwrap();
         assert!(max_diff(&ours, &reference) < 1e-12);
         let g1 = (ours * &scale)

@@ -21,7 +21,7 @@ use crate::rng::SplitMix64;
 const MASK_VALUE: f64 = -1e9;
 
 /// Default number of positions per chunk when turning hidden states into log-probabilities.
-pub const DEFAULT_LOGPROB_CHUNK: usize = 256;
+pub const DEFAULT_LOGPROB_CHUNK: usize = 128;
 
 struct Linear {
     weight: Tensor,
@@ -37,18 +37,29 @@ impl Linear {
         }
     }
 
-    /// `x @ W^T + b` for `x` of any rank; flattening to 2-D keeps a single GEMM per call.
+    /// `x @ W^T + b` for `x` of any rank; flattening to 2-D keeps a single GEMM per call. A 2-D
+    /// `x` goes straight in: every reshape is a graph node, and candle's backward gives each
+    /// node a zero tensor and an add.
     fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let (last, lead) = dims
             .split_last()
             .ok_or_else(|| Error::InvalidInput("linear layer applied to a scalar".into()))?;
+        let flat = lead.len() == 1;
         let rows: usize = lead.iter().product();
-        let y = project(&x.reshape((rows, *last))?, &self.weight, kernels)?;
+        let x2 = if flat {
+            x.clone()
+        } else {
+            x.reshape((rows, *last))?
+        };
+        let y = project(&x2, &self.weight, kernels)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         };
+        if flat {
+            return Ok(y);
+        }
         let mut out_dims = lead.to_vec();
         out_dims.push(self.weight.dim(0)?);
         Ok(y.reshape(out_dims)?)
@@ -672,9 +683,8 @@ impl Model {
         } else {
             self.embed.clone()
         };
-        let mut x = embed
-            .index_select(&flat, 0)?
-            .reshape((b, t, c.hidden_size))?;
+        // Hidden states stay token-major and 2-D, `[b*t, hidden]`, until the end.
+        let mut x = embed.index_select(&flat, 0)?;
         let rep = c.num_heads / c.num_kv_heads;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
         for (li, layer) in self.layers.iter().enumerate() {
@@ -686,58 +696,62 @@ impl Model {
                 layer
             };
             let h = norm(&x, &layer.input_norm, c.rms_norm_eps, kernels)?;
-            let q = layer
-                .q
-                .forward(&h, kernels)?
-                .reshape((b, t, c.num_heads, c.head_dim))?
-                .transpose(1, 2)?;
-            let k = layer
-                .k
-                .forward(&h, kernels)?
-                .reshape((b, t, c.num_kv_heads, c.head_dim))?
-                .transpose(1, 2)?;
-            let v = layer
-                .v
-                .forward(&h, kernels)?
-                .reshape((b, t, c.num_kv_heads, c.head_dim))?
-                .transpose(1, 2)?;
-            let q = crate::rope::rope(&q, &frame.cos, &frame.sin)?;
-            let k = crate::rope::rope(&k, &frame.cos, &frame.sin)?;
+            let rope = Some((&frame.cos, &frame.sin));
+            let q = crate::heads::to_heads(
+                &layer.q.forward(&h, kernels)?,
+                (b, t, c.num_heads, c.head_dim),
+                rope,
+            )?;
+            let k = crate::heads::to_heads(
+                &layer.k.forward(&h, kernels)?,
+                (b, t, c.num_kv_heads, c.head_dim),
+                rope,
+            )?;
+            let v = crate::heads::to_heads(
+                &layer.v.forward(&h, kernels)?,
+                (b, t, c.num_kv_heads, c.head_dim),
+                None,
+            )?;
             let (k, v) = match cache.as_deref_mut() {
-                Some(cache) => LayerCache::append(
-                    &mut cache.layers[li],
-                    k.contiguous()?,
-                    v.contiguous()?,
-                    fused,
-                )?,
-                None => (k.contiguous()?, v.contiguous()?),
+                Some(cache) => LayerCache::append(&mut cache.layers[li], k, v, fused)?,
+                None => (k, v),
             };
             let total = k.dim(2)?;
             // Grouped-query attention without copying keys: the `rep` query heads that share a
             // key/value head are stacked along the time axis of one matmul.
-            let q = q
-                .reshape((b, c.num_kv_heads, rep * t, c.head_dim))?
-                .contiguous()?;
-            let scores = q.matmul(&k.t()?)?.reshape((b, c.num_heads, t, total))?;
+            let q = q.reshape((b, c.num_kv_heads, rep * t, c.head_dim))?;
+            let scores = q.matmul(&k.t()?)?;
             let probs = match kernels {
                 Kernels::Differentiable => {
                     crate::softmax::masked_softmax(&scores, &frame.mask, scale)?
                 }
                 Kernels::Fused => {
-                    let x = (scores * scale)?.broadcast_add(&frame.mask.unsqueeze(1)?)?;
-                    candle_nn::ops::softmax_last_dim(&x)?
+                    let x = (scores.reshape((b, c.num_heads, t, total))? * scale)?
+                        .broadcast_add(&frame.mask.unsqueeze(1)?)?;
+                    candle_nn::ops::softmax_last_dim(&x)?.reshape((
+                        b,
+                        c.num_kv_heads,
+                        rep * t,
+                        total,
+                    ))?
                 }
-            }
-            .reshape((b, c.num_kv_heads, rep * t, total))?;
-            let attn = probs
-                .matmul(&v)?
-                .reshape((b, c.num_heads, t, c.head_dim))?
-                .transpose(1, 2)?
-                .reshape((b, t, c.num_heads * c.head_dim))?;
+            };
+            let attn = crate::heads::from_heads(&probs.matmul(&v)?.reshape((
+                b,
+                c.num_heads,
+                t,
+                c.head_dim,
+            ))?)?;
             x = (x + layer.o.forward(&attn, kernels)?)?;
             let h = norm(&x, &layer.post_norm, c.rms_norm_eps, kernels)?;
-            let mlp =
-                (layer.gate.forward(&h, kernels)?.silu()? * layer.up.forward(&h, kernels)?)?;
+            let (gate, up) = (
+                layer.gate.forward(&h, kernels)?,
+                layer.up.forward(&h, kernels)?,
+            );
+            let mlp = match kernels {
+                Kernels::Differentiable => crate::swiglu::swiglu(&gate, &up)?,
+                Kernels::Fused => (gate.silu()? * up)?,
+            };
             x = (x + layer.down.forward(&mlp, kernels)?)?;
         }
         let final_norm = if fused {
@@ -745,7 +759,7 @@ impl Model {
         } else {
             self.norm.clone()
         };
-        norm(&x, &final_norm, c.rms_norm_eps, kernels)
+        Ok(norm(&x, &final_norm, c.rms_norm_eps, kernels)?.reshape((b, t, c.hidden_size))?)
     }
 }
 

@@ -3,9 +3,11 @@
 //! candle's fused `rms_norm` passes no gradient and the composed version keeps three full-size
 //! intermediates per norm in the autograd graph (61 norms in SmolLM2). The backward recomputes
 //! `r = rsqrt(mean(x²) + eps)` from the input:
-//! `dw = Σ_rows g x r` and `dx = r (g w) - x r³ mean((g w) x)`. Off the CPU: composed ops.
+//! `dw = Σ_rows g x r` and `dx = r (g w) - x r³ mean((g w) x)`, both in one pass over the rows
+//! (composed, the backward was seven full-size passes and a column sum). Off the CPU: composed ops.
 
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -112,19 +114,100 @@ impl CustomOp2 for RmsNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (x, w) = (x.detach(), w.detach());
-        let r = (x.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?
-            .sqrt()?
-            .recip()?;
-        let xr = x.broadcast_mul(&r)?;
-        let lead = x.rank() - 1;
-        let dw = (grad * &xr)?.flatten_to(lead.saturating_sub(1))?;
-        let dw = if lead == 0 { dw } else { dw.sum(0)? };
-        let gw = grad.broadcast_mul(&w)?;
-        let proj = (&gw * &xr)?.mean_keepdim(D::Minus1)?;
-        // dx = r * (gw - xr * mean(gw * xr))
-        let dx = (gw - xr.broadcast_mul(&proj)?)?.broadcast_mul(&r)?;
+        let n = x.elem_count();
+        let both = grad.contiguous()?.apply_op3_no_bwd(
+            &x.detach(),
+            &w.detach(),
+            &RmsNormBackward { eps: self.eps },
+        )?;
+        let dx = both.narrow(0, 0, n)?.reshape(x.shape())?;
+        let dw = both.narrow(0, n, w.elem_count())?;
         Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// `(grad, x, w) -> [dx (flattened); dw]`: both gradients in one pass over the rows, each row's
+/// `r` recomputed, `dw` summed in f64 per task and then across tasks.
+struct RmsNormBackward {
+    eps: f64,
+}
+
+fn backward_rows<T: Float>(grad: &[T], x: &[T], w: &[T], eps: f64) -> Vec<T> {
+    let width = w.len().max(1);
+    let mut out = vec![T::from_f64(0.0); x.len() + w.len()];
+    let (dx, dw_out) = out.split_at_mut(x.len());
+    let rows_per_task = (16384 / width).max(1);
+    let dw = dx
+        .par_chunks_mut(rows_per_task * width)
+        .zip(x.par_chunks(rows_per_task * width))
+        .zip(grad.par_chunks(rows_per_task * width))
+        .map(|((dx, x), g)| {
+            let mut dw = vec![0f64; width];
+            for ((dx, x), g) in dx
+                .chunks_mut(width)
+                .zip(x.chunks(width))
+                .zip(g.chunks(width))
+            {
+                let ms = x.iter().map(|&v| v.into() * v.into()).sum::<f64>() / width as f64;
+                let r = 1.0 / (ms + eps).sqrt();
+                let mut proj = 0.0;
+                for (((&xv, &gv), &wv), dw) in x.iter().zip(g).zip(w).zip(dw.iter_mut()) {
+                    let xr = xv.into() * r;
+                    proj += gv.into() * wv.into() * xr;
+                    *dw += gv.into() * xr;
+                }
+                proj /= width as f64;
+                for (((dx, &xv), &gv), &wv) in dx.iter_mut().zip(x).zip(g).zip(w) {
+                    *dx = T::from_f64(r * (gv.into() * wv.into() - xv.into() * r * proj));
+                }
+            }
+            dw
+        })
+        .reduce(
+            || vec![0f64; width],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    for (o, v) in dw_out.iter_mut().zip(dw) {
+        *o = T::from_f64(v);
+    }
+    out
+}
+
+impl CustomOp3 for RmsNormBackward {
+    fn name(&self) -> &'static str {
+        "rms-norm-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (Some((g0, g1)), Some((x0, x1)), Some((w0, w1))) = (
+            l1.contiguous_offsets(),
+            l2.contiguous_offsets(),
+            l3.contiguous_offsets(),
+        ) else {
+            candle_core::bail!("rms-norm backward: non-contiguous input");
+        };
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(g), CpuStorage::F32(x), CpuStorage::F32(w)) => {
+                CpuStorage::F32(backward_rows(&g[g0..g1], &x[x0..x1], &w[w0..w1], self.eps))
+            }
+            (CpuStorage::F64(g), CpuStorage::F64(x), CpuStorage::F64(w)) => {
+                CpuStorage::F64(backward_rows(&g[g0..g1], &x[x0..x1], &w[w0..w1], self.eps))
+            }
+            _ => candle_core::bail!("rms-norm backward: f32 or f64 inputs of one dtype"),
+        };
+        let len = (x1 - x0) + (w1 - w0);
+        Ok((out, Shape::from(len)))
     }
 }
 
@@ -137,18 +220,22 @@ mod tests {
     #[test]
     fn matches_composed_ops_values_and_gradients() {
         let dev = Device::Cpu;
-        let x = Var::from_tensor(&Tensor::randn(0f64, 2.0, (2, 3, 8), &dev).unwrap()).unwrap();
-        let w = Var::from_tensor(&Tensor::randn(1f64, 0.3, 8, &dev).unwrap()).unwrap();
-        let g = Tensor::randn(0f64, 1.0, (2, 3, 8), &dev).unwrap();
-        let ours = rms_norm(x.as_tensor(), w.as_tensor(), 1e-5).unwrap();
-        let reference = composed(x.as_tensor(), w.as_tensor(), 1e-5).unwrap();
-        crate::testing::assert_same_values_and_gradients(
-            ours,
-            reference,
-            &g,
-            &[&x, &w],
-            1e-13,
-            1e-12,
-        );
+        // One backward task, and several (2048 rows of 8 per task).
+        for rows in [3, 5000] {
+            let x =
+                Var::from_tensor(&Tensor::randn(0f64, 2.0, (2, rows, 8), &dev).unwrap()).unwrap();
+            let w = Var::from_tensor(&Tensor::randn(1f64, 0.3, 8, &dev).unwrap()).unwrap();
+            let g = Tensor::randn(0f64, 1.0, (2, rows, 8), &dev).unwrap();
+            let ours = rms_norm(x.as_tensor(), w.as_tensor(), 1e-5).unwrap();
+            let reference = composed(x.as_tensor(), w.as_tensor(), 1e-5).unwrap();
+            crate::testing::assert_same_values_and_gradients(
+                ours,
+                reference,
+                &g,
+                &[&x, &w],
+                1e-13,
+                1e-10,
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! the output: `dx = p * (g - sum(g * p))`. Off the CPU the composed ops are used.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor, D};
+use rayon::prelude::*;
 
 use crate::error::Result;
 
@@ -64,15 +65,20 @@ mod num_like {
         + std::ops::Sub<Output = Self>
         + std::ops::Add<Output = Self>
         + std::ops::Div<Output = Self>
+        + PartialOrd
     {
+        /// Below this `exp` returns exactly zero, so it need not be called (masked entries
+        /// would otherwise take libm's slow underflow path).
+        const EXP_UNDERFLOW: Self;
         fn neg_infinity() -> Self;
         fn zero() -> Self;
         fn max(self, other: Self) -> Self;
         fn exp(self) -> Self;
     }
     macro_rules! float {
-        ($t:ty) => {
+        ($t:ty, $underflow:expr) => {
             impl Float for $t {
+                const EXP_UNDERFLOW: Self = $underflow;
                 fn neg_infinity() -> Self {
                     <$t>::NEG_INFINITY
                 }
@@ -88,8 +94,8 @@ mod num_like {
             }
         };
     }
-    float!(f32);
-    float!(f64);
+    float!(f32, -104.0);
+    float!(f64, -746.0);
 }
 
 impl CustomOp1 for SoftmaxLast {
@@ -126,13 +132,15 @@ impl CustomOp1 for SoftmaxLast {
     }
 }
 
-/// `softmax(scores * scale + mask)` over the last dimension, for attention scores `[b, g, t, T]`
-/// (g = heads) and an additive mask `[b, t, T]` shared by the heads. Differentiable w.r.t.
-/// `scores` (the mask is a constant). On the CPU one pass with nothing but the output kept for
-/// backward; elsewhere composed ops.
+/// `softmax(scores * scale + mask)` over the last dimension, for attention scores `[b, g, r*t, T]`
+/// and an additive mask `[b, t, T]` shared by the heads: `g` heads (`r = 1`), or `g` key/value
+/// groups each stacking its `r` query heads along the time axis (row `i` is query position
+/// `i % t`). Differentiable w.r.t. `scores` (the mask is a constant). On the CPU one pass with
+/// nothing but the output kept for backward; elsewhere composed ops.
 pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
-    let (b, _g, t, total) = scores.dims4()?;
-    if mask.dims() != [b, t, total] {
+    let (b, g, rows, total) = scores.dims4()?;
+    let t = mask.dim(1).unwrap_or(0);
+    if mask.dims() != [b, t, total] || t == 0 || rows % t != 0 {
         return Err(crate::error::Error::InvalidInput(format!(
             "mask {:?} does not fit scores {:?}",
             mask.dims(),
@@ -145,8 +153,9 @@ pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tens
         let op = MaskedSoftmax { scale, t };
         Ok(scores.contiguous()?.apply_op2(&mask.contiguous()?, op)?)
     } else {
-        let x = (scores * scale)?.broadcast_add(&mask.unsqueeze(1)?)?;
-        composed(&x)
+        let heads = scores.reshape((b, g * (rows / t), t, total))?;
+        let x = (heads * scale)?.broadcast_add(&mask.unsqueeze(1)?)?;
+        Ok(composed(&x)?.reshape((b, g, rows, total))?)
     }
 }
 
@@ -184,7 +193,12 @@ fn masked_rows<T: num_like::Float>(
                     }
                     let mut sum = T::zero();
                     for o in row.iter_mut() {
-                        *o = (*o - max).exp();
+                        let z = *o - max;
+                        *o = if z < T::EXP_UNDERFLOW {
+                            T::zero()
+                        } else {
+                            z.exp()
+                        };
                         sum = sum + *o;
                     }
                     for o in row.iter_mut() {
@@ -214,7 +228,8 @@ impl CustomOp2 for MaskedSoftmax {
             candle_core::bail!("masked-softmax: non-contiguous input");
         };
         let dims = l1.dims();
-        let (groups, width) = (dims[1], dims[3]);
+        // Rows per batch entry over rows per head: heads, or groups times stacked heads.
+        let (groups, width) = (dims[1] * dims[2] / self.t.max(1), dims[3]);
         let out = match (s1, s2) {
             (CpuStorage::F32(x), CpuStorage::F32(m)) => CpuStorage::F32(masked_rows(
                 &x[a0..a1],
@@ -244,10 +259,82 @@ impl CustomOp2 for MaskedSoftmax {
         res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let p = res.detach();
-        let dot = (grad * &p)?.sum_keepdim(D::Minus1)?;
-        let d = ((grad.broadcast_sub(&dot)? * p)? * self.scale)?;
+        let d = grad
+            .contiguous()?
+            .apply_op2_no_bwd(&res.detach(), &SoftmaxBackward { scale: self.scale })?;
         Ok((Some(d), None))
+    }
+}
+
+/// `(grad, p) -> scale * p * (grad - sum(grad * p))` row by row: the softmax backward in one
+/// pass instead of five full-size ones.
+struct SoftmaxBackward {
+    scale: f64,
+}
+
+fn softmax_backward_rows<T: num_like::Float>(
+    grad: &[T],
+    p: &[T],
+    width: usize,
+    scale: T,
+) -> Vec<T> {
+    let width = width.max(1);
+    let mut out = vec![T::zero(); p.len()];
+    let rows_per_task = (16384 / width).max(1);
+    out.par_chunks_mut(rows_per_task * width)
+        .zip(grad.par_chunks(rows_per_task * width))
+        .zip(p.par_chunks(rows_per_task * width))
+        .for_each(|((out, grad), p)| {
+            for ((o, g), p) in out
+                .chunks_mut(width)
+                .zip(grad.chunks(width))
+                .zip(p.chunks(width))
+            {
+                let mut dot = T::zero();
+                for (&g, &p) in g.iter().zip(p) {
+                    dot = dot + g * p;
+                }
+                for ((o, &g), &p) in o.iter_mut().zip(g).zip(p) {
+                    *o = (g - dot) * p * scale;
+                }
+            }
+        });
+    out
+}
+
+impl CustomOp2 for SoftmaxBackward {
+    fn name(&self) -> &'static str {
+        "masked-softmax-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (Some((g0, g1)), Some((p0, p1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("softmax backward: non-contiguous input");
+        };
+        let width = l1.dims().last().copied().unwrap_or(1);
+        let out = match (s1, s2) {
+            (CpuStorage::F32(g), CpuStorage::F32(p)) => CpuStorage::F32(softmax_backward_rows(
+                &g[g0..g1],
+                &p[p0..p1],
+                width,
+                self.scale as f32,
+            )),
+            (CpuStorage::F64(g), CpuStorage::F64(p)) => CpuStorage::F64(softmax_backward_rows(
+                &g[g0..g1],
+                &p[p0..p1],
+                width,
+                self.scale,
+            )),
+            _ => candle_core::bail!("softmax backward: f32 or f64 of one dtype"),
+        };
+        Ok((out, l1.shape().clone()))
     }
 }
 
@@ -282,6 +369,36 @@ mod tests {
             .unwrap();
         let reference = composed(&shifted).unwrap();
         crate::testing::assert_same_values_and_gradients(ours, reference, &w, &[&x], 1e-14, 1e-14);
+    }
+
+    #[test]
+    fn grouped_layout_equals_the_per_head_layout() {
+        // [b, kv groups, r*t, T] is [b, kv*r heads, t, T] in memory: same values, same gradient.
+        let dev = Device::Cpu;
+        let (b, kv, r, t, total) = (2, 3, 2, 4, 6);
+        let x = Var::from_tensor(&Tensor::randn(0f64, 2.0, (b, kv, r * t, total), &dev).unwrap())
+            .unwrap();
+        let mask = Tensor::randn(0f64, 1.0, (b, t, total), &dev).unwrap();
+        let w = Tensor::randn(0f64, 1.0, (b, kv, r * t, total), &dev).unwrap();
+        let grouped = masked_softmax(x.as_tensor(), &mask, 0.7).unwrap();
+        let per_head = masked_softmax(
+            &x.as_tensor().reshape((b, kv * r, t, total)).unwrap(),
+            &mask,
+            0.7,
+        )
+        .unwrap()
+        .reshape((b, kv, r * t, total))
+        .unwrap();
+        crate::testing::assert_same_values_and_gradients(
+            grouped,
+            per_head,
+            &w,
+            &[&x],
+            1e-300,
+            1e-15,
+        );
+        let bad = Tensor::zeros((b, kv, 7, total), DType::F64, &dev).unwrap();
+        assert!(masked_softmax(&bad, &mask, 1.0).is_err());
     }
 
     #[test]

@@ -1,0 +1,312 @@
+//! Moving attention activations between the token-major layout of the projections
+//! (`[b*t, heads*d]`) and the head-major layout of attention (`[b, heads, t, d]`), with the rotary
+//! embedding applied on the way in: one differentiable pass instead of four graph nodes.
+//!
+//! Composed, `q` went reshape, transpose, contiguous copy, rotate, reshape; the attention output
+//! went reshape, transpose, reshape. candle's backward gives every one of those nodes a zero
+//! tensor and an add of its full-size gradient, so the view nodes cost as much as real work. The
+//! rotation is orthogonal, so each direction's backward is the other direction with `-sin`.
+//! Off the CPU (or for other dtypes) composed ops are used.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Rotary tables, `[b, t, d/2]` flattened, and the sign applied to `sin` (-1 undoes a rotation).
+#[derive(Clone)]
+struct Rotation {
+    cos: Arc<Vec<f64>>,
+    sin: Arc<Vec<f64>>,
+    sign: f64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    ToHeads,
+    FromHeads,
+}
+
+#[derive(Clone)]
+struct Heads {
+    b: usize,
+    t: usize,
+    n: usize,
+    d: usize,
+    direction: Direction,
+    rotation: Option<Rotation>,
+}
+
+/// `x` (`[b*t, n*d]`, or anything with that many elements in that order) to `[b, n, t, d]`,
+/// rotated by `cos`/`sin` (`[b, t, d/2]`, rotate-half layout) when given.
+pub fn to_heads(
+    x: &Tensor,
+    (b, t, n, d): (usize, usize, usize, usize),
+    rope: Option<(&Tensor, &Tensor)>,
+) -> Result<Tensor> {
+    if x.elem_count() != b * t * n * d {
+        return Err(Error::InvalidInput(format!(
+            "to_heads: {:?} is not {b}x{t}x{n}x{d}",
+            x.dims()
+        )));
+    }
+    if let Some((cos, sin)) = rope {
+        if d % 2 != 0 || cos.dims() != [b, t, d / 2] || sin.dims() != cos.dims() {
+            return Err(Error::InvalidInput(format!(
+                "to_heads: head size {d}, cos {:?}, sin {:?}",
+                cos.dims(),
+                sin.dims()
+            )));
+        }
+    }
+    if !fits_kernel(x) {
+        let heads = x.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?;
+        return match rope {
+            Some((cos, sin)) => {
+                crate::rope::composed(&heads, &cos.unsqueeze(1)?, &sin.unsqueeze(1)?)
+            }
+            None => Ok(heads),
+        };
+    }
+    let rotation = match rope {
+        Some((cos, sin)) => Some(Rotation {
+            cos: Arc::new(cos.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?),
+            sin: Arc::new(sin.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?),
+            sign: 1.0,
+        }),
+        None => None,
+    };
+    let op = Heads {
+        b,
+        t,
+        n,
+        d,
+        direction: Direction::ToHeads,
+        rotation,
+    };
+    Ok(x.contiguous()?.apply_op1(op)?)
+}
+
+/// `x` (`[b, n, t, d]`) to `[b*t, n*d]`: the attention output back in token-major order.
+pub fn from_heads(x: &Tensor) -> Result<Tensor> {
+    let (b, n, t, d) = x.dims4()?;
+    if !fits_kernel(x) {
+        return Ok(x.transpose(1, 2)?.reshape((b * t, n * d))?);
+    }
+    let op = Heads {
+        b,
+        t,
+        n,
+        d,
+        direction: Direction::FromHeads,
+        rotation: None,
+    };
+    Ok(x.contiguous()?.apply_op1(op)?)
+}
+
+fn fits_kernel(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+trait Float: Copy + Send + Sync + Into<f64> {
+    fn from_f64(v: f64) -> Self;
+}
+impl Float for f32 {
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+impl Float for f64 {
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+impl Heads {
+    /// The output shape for this direction.
+    fn out_shape(&self) -> Shape {
+        match self.direction {
+            Direction::ToHeads => Shape::from((self.b, self.n, self.t, self.d)),
+            Direction::FromHeads => Shape::from((self.b * self.t, self.n * self.d)),
+        }
+    }
+
+    /// The op whose output is this op's input: the gradient's way back.
+    fn inverse(&self) -> Heads {
+        Heads {
+            direction: match self.direction {
+                Direction::ToHeads => Direction::FromHeads,
+                Direction::FromHeads => Direction::ToHeads,
+            },
+            rotation: self.rotation.as_ref().map(|r| Rotation {
+                sign: -r.sign,
+                ..r.clone()
+            }),
+            ..self.clone()
+        }
+    }
+
+    /// Copies one head-row of `d` values, rotating it for (batch, position) when asked.
+    fn put<T: Float>(&self, dst: &mut [T], src: &[T], batch: usize, pos: usize) {
+        match &self.rotation {
+            None => dst.copy_from_slice(src),
+            Some(r) => {
+                let half = self.d / 2;
+                let at = (batch * self.t + pos) * half;
+                let (c, s) = (&r.cos[at..at + half], &r.sin[at..at + half]);
+                for i in 0..half {
+                    let (x1, x2) = (src[i].into(), src[i + half].into());
+                    let s = r.sign * s[i];
+                    dst[i] = T::from_f64(x1 * c[i] - x2 * s);
+                    dst[i + half] = T::from_f64(x2 * c[i] + x1 * s);
+                }
+            }
+        }
+    }
+
+    fn run<T: Float>(&self, x: &[T]) -> Vec<T> {
+        let (t, n, d) = (self.t, self.n, self.d);
+        let mut out = vec![T::from_f64(0.0); x.len()];
+        if out.is_empty() || d == 0 {
+            return out;
+        }
+        match self.direction {
+            // One task per (batch, head): its `[t, d]` block is contiguous in the output.
+            Direction::ToHeads => {
+                out.par_chunks_mut(t * d)
+                    .enumerate()
+                    .for_each(|(pair, block)| {
+                        let (batch, head) = (pair / n, pair % n);
+                        for (pos, dst) in block.chunks_mut(d).enumerate() {
+                            let at = ((batch * t + pos) * n + head) * d;
+                            self.put(dst, &x[at..at + d], batch, pos);
+                        }
+                    })
+            }
+            // One task per token: its `[n*d]` row is contiguous in the output.
+            Direction::FromHeads => {
+                out.par_chunks_mut(n * d)
+                    .enumerate()
+                    .for_each(|(token, row)| {
+                        let (batch, pos) = (token / t, token % t);
+                        for (head, dst) in row.chunks_mut(d).enumerate() {
+                            let at = ((batch * n + head) * t + pos) * d;
+                            self.put(dst, &x[at..at + d], batch, pos);
+                        }
+                    })
+            }
+        }
+        out
+    }
+}
+
+impl CustomOp1 for Heads {
+    fn name(&self) -> &'static str {
+        "heads-layout"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("heads layout: non-contiguous input");
+        };
+        let out = match storage {
+            CpuStorage::F32(x) => CpuStorage::F32(self.run(&x[start..end])),
+            CpuStorage::F64(x) => CpuStorage::F64(self.run(&x[start..end])),
+            _ => candle_core::bail!("heads layout: f32 or f64 only"),
+        };
+        Ok((out, self.out_shape()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let back = grad.contiguous()?.apply_op1(self.inverse())?;
+        Ok(Some(back.reshape(x.shape())?))
+    }
+}
+
+/// The composed equivalent of [`to_heads`], for the tests.
+#[cfg(test)]
+fn composed_to_heads(
+    x: &Tensor,
+    (b, t, n, d): (usize, usize, usize, usize),
+    rope: Option<(&Tensor, &Tensor)>,
+) -> Tensor {
+    let heads = x
+        .reshape((b, t, n, d))
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .contiguous()
+        .unwrap();
+    match rope {
+        Some((cos, sin)) => crate::rope::composed(
+            &heads,
+            &cos.unsqueeze(1).unwrap(),
+            &sin.unsqueeze(1).unwrap(),
+        )
+        .unwrap(),
+        None => heads,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+
+    use super::*;
+
+    #[test]
+    fn to_heads_with_and_without_rotation_matches_composed_ops() {
+        let dev = Device::Cpu;
+        let (b, t, n, d) = (2, 5, 3, 8);
+        let x = Var::from_tensor(&Tensor::randn(0f64, 1.0, (b * t, n * d), &dev).unwrap()).unwrap();
+        let angles = Tensor::randn(0f64, 2.0, (b, t, d / 2), &dev).unwrap();
+        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+        let g = Tensor::randn(0f64, 1.0, (b, n, t, d), &dev).unwrap();
+        for rope in [Some((&cos, &sin)), None] {
+            let ours = to_heads(x.as_tensor(), (b, t, n, d), rope).unwrap();
+            let reference = composed_to_heads(x.as_tensor(), (b, t, n, d), rope);
+            crate::testing::assert_same_values_and_gradients(
+                ours,
+                reference,
+                &g,
+                &[&x],
+                1e-13,
+                1e-12,
+            );
+        }
+    }
+
+    #[test]
+    fn from_heads_matches_composed_ops() {
+        let dev = Device::Cpu;
+        let (b, n, t, d) = (2, 3, 4, 6);
+        let x = Var::from_tensor(&Tensor::randn(0f64, 1.0, (b, n, t, d), &dev).unwrap()).unwrap();
+        let g = Tensor::randn(0f64, 1.0, (b * t, n * d), &dev).unwrap();
+        let ours = from_heads(x.as_tensor()).unwrap();
+        let reference = x
+            .as_tensor()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((b * t, n * d))
+            .unwrap();
+        crate::testing::assert_same_values_and_gradients(ours, reference, &g, &[&x], 1e-15, 1e-15);
+        // And the two directions undo each other.
+        let back = to_heads(&from_heads(x.as_tensor()).unwrap(), (b, t, n, d), None).unwrap();
+        assert_eq!(crate::testing::max_abs_diff(&back, x.as_tensor()), 0.0);
+    }
+
+    #[test]
+    fn wrong_sizes_are_errors() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((4, 6), DType::F32, &dev).unwrap();
+        assert!(to_heads(&x, (1, 4, 2, 4), None).is_err());
+        let cos = Tensor::zeros((1, 4, 2), DType::F32, &dev).unwrap();
+        assert!(to_heads(&x, (1, 4, 2, 3), Some((&cos, &cos))).is_err());
+    }
+}
