@@ -302,6 +302,28 @@ mod tests {
     }
 
     #[test]
+    fn the_composed_fallback_other_devices_use_agrees() {
+        // bf16 takes the composed path on the CPU too, as every dtype does off the CPU.
+        let dev = Device::Cpu;
+        let (b, t, n, d) = (2, 3, 2, 4);
+        let x = Tensor::randn(0f32, 1.0, (b * t, n * d), &dev).unwrap();
+        let angles = Tensor::randn(0f32, 2.0, (b, t, d / 2), &dev).unwrap();
+        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+        let bf = |t: &Tensor| t.to_dtype(DType::BF16).unwrap();
+        let kernel = to_heads(&x, (b, t, n, d), Some((&cos, &sin))).unwrap();
+        let fallback = to_heads(&bf(&x), (b, t, n, d), Some((&bf(&cos), &bf(&sin)))).unwrap();
+        let diff = crate::testing::max_abs_diff(&kernel, &fallback.to_dtype(DType::F32).unwrap());
+        assert!(diff < 0.05, "to_heads: {diff}");
+        let back = from_heads(&fallback).unwrap();
+        assert_eq!(back.dims(), [b * t, n * d]);
+        let diff = crate::testing::max_abs_diff(
+            &from_heads(&kernel).unwrap(),
+            &back.to_dtype(DType::F32).unwrap(),
+        );
+        assert!(diff < 0.05, "from_heads: {diff}");
+    }
+
+    #[test]
     fn wrong_sizes_are_errors() {
         let dev = Device::Cpu;
         let x = Tensor::zeros((4, 6), DType::F32, &dev).unwrap();

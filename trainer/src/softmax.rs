@@ -402,6 +402,26 @@ mod tests {
     }
 
     #[test]
+    fn grouped_layout_composed_fallback_agrees() {
+        // bf16 takes the composed path on the CPU too, as every dtype does off the CPU.
+        let dev = Device::Cpu;
+        let (b, kv, r, t, total) = (2, 2, 3, 4, 5);
+        let x = Tensor::randn(0f32, 2.0, (b, kv, r * t, total), &dev).unwrap();
+        let mask = Tensor::randn(0f32, 1.0, (b, t, total), &dev).unwrap();
+        let kernel = masked_softmax(&x, &mask, 0.7).unwrap();
+        let fallback = masked_softmax(
+            &x.to_dtype(DType::BF16).unwrap(),
+            &mask.to_dtype(DType::BF16).unwrap(),
+            0.7,
+        )
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+        let diff = crate::testing::max_abs_diff(&kernel, &fallback);
+        assert!(diff < 0.02, "{diff}");
+    }
+
+    #[test]
     fn fully_masked_rows_stay_finite() {
         let x = Tensor::new(&[[-1e9f32, -1e9, -1e9]], &Device::Cpu).unwrap();
         let p: Vec<Vec<f32>> = softmax_last_dim(&x).unwrap().to_vec2().unwrap();

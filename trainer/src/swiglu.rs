@@ -251,5 +251,14 @@ mod tests {
         let ours = swiglu(&gate, &up).unwrap();
         assert!(max_diff(&ours, &composed(&gate, &up).unwrap()) < 1e-6);
         assert!(swiglu(&gate, &up.t().unwrap()).is_err());
+        // bf16 takes the composed path on the CPU too, as every dtype does off the CPU.
+        let fallback = swiglu(
+            &gate.to_dtype(DType::BF16).unwrap(),
+            &up.to_dtype(DType::BF16).unwrap(),
+        )
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+        assert!(max_diff(&ours, &fallback) < 0.05);
     }
 }
