@@ -13,6 +13,8 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::cpu_op::{self, Float, Kernel1};
+
 use crate::error::{Error, Result};
 
 /// Rotary tables, `[b, t, d/2]` flattened, and the sign applied to `sin` (-1 undoes a rotation).
@@ -110,17 +112,9 @@ fn fits_kernel(x: &Tensor) -> bool {
     x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
-trait Float: Copy + Send + Sync + Into<f64> {
-    fn from_f64(v: f64) -> Self;
-}
-impl Float for f32 {
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
-}
-impl Float for f64 {
-    fn from_f64(v: f64) -> Self {
-        v
+impl Kernel1 for Heads {
+    fn run<T: Float>(&self, x: &[T]) -> Vec<T> {
+        self.permute(x)
     }
 }
 
@@ -166,9 +160,9 @@ impl Heads {
         }
     }
 
-    fn run<T: Float>(&self, x: &[T]) -> Vec<T> {
+    fn permute<T: Float>(&self, x: &[T]) -> Vec<T> {
         let (t, n, d) = (self.t, self.n, self.d);
-        let mut out = vec![T::from_f64(0.0); x.len()];
+        let mut out = vec![T::ZERO; x.len()];
         if out.is_empty() || d == 0 {
             return out;
         }
@@ -212,14 +206,7 @@ impl CustomOp1 for Heads {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("heads layout: non-contiguous input");
-        };
-        let out = match storage {
-            CpuStorage::F32(x) => CpuStorage::F32(self.run(&x[start..end])),
-            CpuStorage::F64(x) => CpuStorage::F64(self.run(&x[start..end])),
-            _ => candle_core::bail!("heads layout: f32 or f64 only"),
-        };
+        let out = cpu_op::apply1(self.name(), (storage, layout), self)?;
         Ok((out, self.out_shape()))
     }
 

@@ -1,9 +1,11 @@
 //! The trainable decoder: a Llama/Qwen2 transformer whose backward pass reaches every weight.
 //!
 //! candle's fused `rms_norm`, `rope`, `softmax_last_dim` and `sdpa` kernels have no backward pass
-//! (gradients silently stop at them), so the RMS norm, rotary embedding and attention softmax
-//! here are our own one-pass CPU custom ops with a backward ([`crate::norm`], [`crate::rope`],
-//! [`crate::softmax`]; composed ops on other devices). Weights live in a [`VarMap`] under Hugging
+//! (gradients silently stop at them), so the RMS norm, the head layout with the rotary embedding,
+//! the attention softmax and the SwiGLU activation here are our own one-pass CPU custom ops with a
+//! backward ([`crate::norm`], [`crate::heads`], [`crate::softmax`], [`crate::swiglu`]; composed
+//! ops on other devices). Decoding's projections use [`crate::few_rows`]. Hidden states are
+//! `[b*t, hidden]` inside the layers. Weights live in a [`VarMap`] under Hugging
 //! Face names (`model.layers.0.self_attn.q_proj.weight`, ...) so an optimizer can update them in
 //! place and checkpoints look like HF ones.
 

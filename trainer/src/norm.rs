@@ -9,6 +9,8 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use crate::cpu_op::{self, Float, Kernel2, Kernel3};
+
 use crate::error::{Error, Result};
 
 /// RMS norm over the last dimension with weight `w` (`[hidden]`), differentiable in `x` and `w`.
@@ -41,23 +43,15 @@ struct RmsNorm {
     eps: f64,
 }
 
-trait Float: Copy + Send + Sync + Into<f64> {
-    fn from_f64(v: f64) -> Self;
-}
-impl Float for f32 {
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
-}
-impl Float for f64 {
-    fn from_f64(v: f64) -> Self {
-        v
+impl Kernel2 for RmsNorm {
+    fn run<T: Float>(&self, x: &[T], w: &[T]) -> Vec<T> {
+        norm_rows(x, w, self.eps)
     }
 }
 
 fn norm_rows<T: Float>(x: &[T], w: &[T], eps: f64) -> Vec<T> {
     let width = w.len().max(1);
-    let mut out = vec![T::from_f64(0.0); x.len()];
+    let mut out = vec![T::ZERO; x.len()];
     let rows = x.len() / width;
     let threads = candle_core::utils::get_num_threads().max(1);
     let rows_per = rows.div_ceil(threads).max(16384 / width).max(1);
@@ -91,19 +85,7 @@ impl CustomOp2 for RmsNorm {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (Some((x0, x1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("rms-norm: non-contiguous input");
-        };
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(w)) => {
-                CpuStorage::F32(norm_rows(&x[x0..x1], &w[w0..w1], self.eps))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w)) => {
-                CpuStorage::F64(norm_rows(&x[x0..x1], &w[w0..w1], self.eps))
-            }
-            _ => candle_core::bail!("rms-norm: f32 or f64 input and weight of one dtype"),
-        };
+        let out = cpu_op::apply2(self.name(), (s1, l1), (s2, l2), self)?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -132,9 +114,15 @@ struct RmsNormBackward {
     eps: f64,
 }
 
+impl Kernel3 for RmsNormBackward {
+    fn run<T: Float>(&self, grad: &[T], x: &[T], w: &[T]) -> Vec<T> {
+        backward_rows(grad, x, w, self.eps)
+    }
+}
+
 fn backward_rows<T: Float>(grad: &[T], x: &[T], w: &[T], eps: f64) -> Vec<T> {
     let width = w.len().max(1);
-    let mut out = vec![T::from_f64(0.0); x.len() + w.len()];
+    let mut out = vec![T::ZERO; x.len() + w.len()];
     let (dx, dw_out) = out.split_at_mut(x.len());
     let rows_per_task = (16384 / width).max(1);
     let dw = dx
@@ -190,23 +178,8 @@ impl CustomOp3 for RmsNormBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (Some((g0, g1)), Some((x0, x1)), Some((w0, w1))) = (
-            l1.contiguous_offsets(),
-            l2.contiguous_offsets(),
-            l3.contiguous_offsets(),
-        ) else {
-            candle_core::bail!("rms-norm backward: non-contiguous input");
-        };
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(g), CpuStorage::F32(x), CpuStorage::F32(w)) => {
-                CpuStorage::F32(backward_rows(&g[g0..g1], &x[x0..x1], &w[w0..w1], self.eps))
-            }
-            (CpuStorage::F64(g), CpuStorage::F64(x), CpuStorage::F64(w)) => {
-                CpuStorage::F64(backward_rows(&g[g0..g1], &x[x0..x1], &w[w0..w1], self.eps))
-            }
-            _ => candle_core::bail!("rms-norm backward: f32 or f64 inputs of one dtype"),
-        };
-        let len = (x1 - x0) + (w1 - w0);
+        let out = cpu_op::apply3(self.name(), (s1, l1), (s2, l2), (s3, l3), self)?;
+        let len = l2.shape().elem_count() + l3.shape().elem_count();
         Ok((out, Shape::from(len)))
     }
 }

@@ -8,6 +8,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use crate::cpu_op::{self, Float, Kernel1, Kernel2};
+
 use crate::error::Result;
 
 /// Softmax over the last dimension, differentiable, with max-subtraction for stability.
@@ -29,7 +31,7 @@ pub fn composed(x: &Tensor) -> Result<Tensor> {
 
 struct SoftmaxLast;
 
-fn softmax_rows<T: num_like::Float>(src: &[T], width: usize) -> Vec<T> {
+fn softmax_rows<T: Float>(src: &[T], width: usize) -> Vec<T> {
     let mut out = src.to_vec();
     let threads = candle_core::utils::get_num_threads().max(1);
     let rows = src.len() / width.max(1);
@@ -39,8 +41,8 @@ fn softmax_rows<T: num_like::Float>(src: &[T], width: usize) -> Vec<T> {
         for block in out.chunks_mut(rows_per * width.max(1)) {
             scope.spawn(move || {
                 for row in block.chunks_mut(width.max(1)) {
-                    let max = row.iter().copied().fold(T::neg_infinity(), T::max);
-                    let mut sum = T::zero();
+                    let max = row.iter().copied().fold(T::NEG_INFINITY, T::max);
+                    let mut sum = T::ZERO;
                     for v in row.iter_mut() {
                         *v = (*v - max).exp();
                         sum = sum + *v;
@@ -55,49 +57,6 @@ fn softmax_rows<T: num_like::Float>(src: &[T], width: usize) -> Vec<T> {
     out
 }
 
-/// The little float interface the kernel needs, for f32 and f64.
-mod num_like {
-    pub trait Float:
-        Copy
-        + Send
-        + Sync
-        + std::ops::Mul<Output = Self>
-        + std::ops::Sub<Output = Self>
-        + std::ops::Add<Output = Self>
-        + std::ops::Div<Output = Self>
-        + PartialOrd
-    {
-        /// Below this `exp` returns exactly zero, so it need not be called (masked entries
-        /// would otherwise take libm's slow underflow path).
-        const EXP_UNDERFLOW: Self;
-        fn neg_infinity() -> Self;
-        fn zero() -> Self;
-        fn max(self, other: Self) -> Self;
-        fn exp(self) -> Self;
-    }
-    macro_rules! float {
-        ($t:ty, $underflow:expr) => {
-            impl Float for $t {
-                const EXP_UNDERFLOW: Self = $underflow;
-                fn neg_infinity() -> Self {
-                    <$t>::NEG_INFINITY
-                }
-                fn zero() -> Self {
-                    0.0
-                }
-                fn max(self, other: Self) -> Self {
-                    <$t>::max(self, other)
-                }
-                fn exp(self) -> Self {
-                    <$t>::exp(self)
-                }
-            }
-        };
-    }
-    float!(f32, -104.0);
-    float!(f64, -746.0);
-}
-
 impl CustomOp1 for SoftmaxLast {
     fn name(&self) -> &'static str {
         "softmax-last-dim"
@@ -108,15 +67,10 @@ impl CustomOp1 for SoftmaxLast {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("softmax-last-dim: non-contiguous input");
+        let rows = Rows {
+            width: layout.dims().last().copied().unwrap_or(1),
         };
-        let width = layout.dims().last().copied().unwrap_or(1);
-        let out = match storage {
-            CpuStorage::F32(v) => CpuStorage::F32(softmax_rows(&v[start..end], width)),
-            CpuStorage::F64(v) => CpuStorage::F64(softmax_rows(&v[start..end], width)),
-            _ => candle_core::bail!("softmax-last-dim: f32 or f64 only"),
-        };
+        let out = cpu_op::apply1(self.name(), (storage, layout), &rows)?;
         Ok((out, layout.shape().clone()))
     }
 
@@ -165,7 +119,7 @@ struct MaskedSoftmax {
     t: usize,
 }
 
-fn masked_rows<T: num_like::Float>(
+fn masked_rows<T: Float>(
     x: &[T],
     mask: &[T],
     width: usize,
@@ -174,7 +128,7 @@ fn masked_rows<T: num_like::Float>(
     scale: T,
 ) -> Vec<T> {
     let width = width.max(1);
-    let mut out = vec![T::zero(); x.len()];
+    let mut out = vec![T::ZERO; x.len()];
     let rows = x.len() / width;
     let threads = candle_core::utils::get_num_threads().max(1);
     let rows_per = rows.div_ceil(threads).max(4096 / width).max(1);
@@ -186,16 +140,16 @@ fn masked_rows<T: num_like::Float>(
                     let (batch, query) = (r / (groups * t), r % t);
                     let m = &mask[(batch * t + query) * width..][..width];
                     let src = &x[r * width..][..width];
-                    let mut max = T::neg_infinity();
+                    let mut max = T::NEG_INFINITY;
                     for ((o, &v), &mv) in row.iter_mut().zip(src).zip(m) {
                         *o = v * scale + mv;
                         max = max.max(*o);
                     }
-                    let mut sum = T::zero();
+                    let mut sum = T::ZERO;
                     for o in row.iter_mut() {
                         let z = *o - max;
                         *o = if z < T::EXP_UNDERFLOW {
-                            T::zero()
+                            T::ZERO
                         } else {
                             z.exp()
                         };
@@ -223,32 +177,15 @@ impl CustomOp2 for MaskedSoftmax {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (Some((a0, a1)), Some((m0, m1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("masked-softmax: non-contiguous input");
-        };
         let dims = l1.dims();
-        // Rows per batch entry over rows per head: heads, or groups times stacked heads.
-        let (groups, width) = (dims[1] * dims[2] / self.t.max(1), dims[3]);
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(m)) => CpuStorage::F32(masked_rows(
-                &x[a0..a1],
-                &m[m0..m1],
-                width,
-                self.t,
-                groups,
-                self.scale as f32,
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(m)) => CpuStorage::F64(masked_rows(
-                &x[a0..a1],
-                &m[m0..m1],
-                width,
-                self.t,
-                groups,
-                self.scale,
-            )),
-            _ => candle_core::bail!("masked-softmax: f32 or f64 scores and mask of one dtype"),
+        let kernel = MaskedRows {
+            width: dims[3],
+            t: self.t,
+            // Rows per batch entry over rows per head: heads, or groups times stacked heads.
+            groups: dims[1] * dims[2] / self.t.max(1),
+            scale: self.scale,
         };
+        let out = cpu_op::apply2(self.name(), (s1, l1), (s2, l2), &kernel)?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -272,14 +209,9 @@ struct SoftmaxBackward {
     scale: f64,
 }
 
-fn softmax_backward_rows<T: num_like::Float>(
-    grad: &[T],
-    p: &[T],
-    width: usize,
-    scale: T,
-) -> Vec<T> {
+fn softmax_backward_rows<T: Float>(grad: &[T], p: &[T], width: usize, scale: T) -> Vec<T> {
     let width = width.max(1);
-    let mut out = vec![T::zero(); p.len()];
+    let mut out = vec![T::ZERO; p.len()];
     let rows_per_task = (16384 / width).max(1);
     out.par_chunks_mut(rows_per_task * width)
         .zip(grad.par_chunks(rows_per_task * width))
@@ -290,7 +222,7 @@ fn softmax_backward_rows<T: num_like::Float>(
                 .zip(grad.chunks(width))
                 .zip(p.chunks(width))
             {
-                let mut dot = T::zero();
+                let mut dot = T::ZERO;
                 for (&g, &p) in g.iter().zip(p) {
                     dot = dot + g * p;
                 }
@@ -314,27 +246,56 @@ impl CustomOp2 for SoftmaxBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (Some((g0, g1)), Some((p0, p1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("softmax backward: non-contiguous input");
+        let kernel = BackwardRows {
+            width: l1.dims().last().copied().unwrap_or(1),
+            scale: self.scale,
         };
-        let width = l1.dims().last().copied().unwrap_or(1);
-        let out = match (s1, s2) {
-            (CpuStorage::F32(g), CpuStorage::F32(p)) => CpuStorage::F32(softmax_backward_rows(
-                &g[g0..g1],
-                &p[p0..p1],
-                width,
-                self.scale as f32,
-            )),
-            (CpuStorage::F64(g), CpuStorage::F64(p)) => CpuStorage::F64(softmax_backward_rows(
-                &g[g0..g1],
-                &p[p0..p1],
-                width,
-                self.scale,
-            )),
-            _ => candle_core::bail!("softmax backward: f32 or f64 of one dtype"),
-        };
+        let out = cpu_op::apply2(self.name(), (s1, l1), (s2, l2), &kernel)?;
         Ok((out, l1.shape().clone()))
+    }
+}
+
+/// [`softmax_rows`] over rows of `width`.
+struct Rows {
+    width: usize,
+}
+
+impl Kernel1 for Rows {
+    fn run<T: Float>(&self, x: &[T]) -> Vec<T> {
+        softmax_rows(x, self.width)
+    }
+}
+
+/// [`masked_rows`] with its layout.
+struct MaskedRows {
+    width: usize,
+    t: usize,
+    groups: usize,
+    scale: f64,
+}
+
+impl Kernel2 for MaskedRows {
+    fn run<T: Float>(&self, x: &[T], mask: &[T]) -> Vec<T> {
+        masked_rows(
+            x,
+            mask,
+            self.width,
+            self.t,
+            self.groups,
+            T::from_f64(self.scale),
+        )
+    }
+}
+
+/// [`softmax_backward_rows`] over rows of `width`.
+struct BackwardRows {
+    width: usize,
+    scale: f64,
+}
+
+impl Kernel2 for BackwardRows {
+    fn run<T: Float>(&self, grad: &[T], p: &[T]) -> Vec<T> {
+        softmax_backward_rows(grad, p, self.width, T::from_f64(self.scale))
     }
 }
 

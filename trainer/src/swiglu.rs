@@ -11,6 +11,8 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::cpu_op::{self, Float, Kernel2, Kernel3};
+
 use crate::error::{Error, Result};
 
 /// Elements per rayon task: large enough that dispatch is noise, small enough to share the work.
@@ -38,35 +40,15 @@ pub fn composed(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     Ok((gate.silu()? * up)?)
 }
 
-/// The float operations the kernels need, for f32 and f64.
-trait Float:
-    Copy
-    + Send
-    + Sync
-    + std::ops::Mul<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Add<Output = Self>
-    + std::ops::Div<Output = Self>
-    + std::ops::Neg<Output = Self>
-{
-    const ONE: Self;
-    fn exp(self) -> Self;
-    fn sigmoid(self) -> Self {
-        Self::ONE / (Self::ONE + (-self).exp())
+impl Kernel2 for SwiGlu {
+    fn run<T: Float>(&self, gate: &[T], up: &[T]) -> Vec<T> {
+        forward(gate, up)
     }
 }
 
-impl Float for f32 {
-    const ONE: Self = 1.0;
-    fn exp(self) -> Self {
-        f32::exp(self)
-    }
-}
-
-impl Float for f64 {
-    const ONE: Self = 1.0;
-    fn exp(self) -> Self {
-        f64::exp(self)
+impl Kernel3 for SwiGluBackward {
+    fn run<T: Float>(&self, grad: &[T], gate: &[T], up: &[T]) -> Vec<T> {
+        backward(grad, gate, up)
     }
 }
 
@@ -118,19 +100,7 @@ impl CustomOp2 for SwiGlu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (Some((g0, g1)), Some((u0, u1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("swiglu: non-contiguous input");
-        };
-        let out = match (s1, s2) {
-            (CpuStorage::F32(g), CpuStorage::F32(u)) => {
-                CpuStorage::F32(forward(&g[g0..g1], &u[u0..u1]))
-            }
-            (CpuStorage::F64(g), CpuStorage::F64(u)) => {
-                CpuStorage::F64(forward(&g[g0..g1], &u[u0..u1]))
-            }
-            _ => candle_core::bail!("swiglu: f32 or f64 inputs of one dtype"),
-        };
+        let out = cpu_op::apply2(self.name(), (s1, l1), (s2, l2), self)?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -166,22 +136,7 @@ impl CustomOp3 for SwiGluBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (Some((a0, a1)), Some((g0, g1)), Some((u0, u1))) = (
-            l1.contiguous_offsets(),
-            l2.contiguous_offsets(),
-            l3.contiguous_offsets(),
-        ) else {
-            candle_core::bail!("swiglu backward: non-contiguous input");
-        };
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(a), CpuStorage::F32(g), CpuStorage::F32(u)) => {
-                CpuStorage::F32(backward(&a[a0..a1], &g[g0..g1], &u[u0..u1]))
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(g), CpuStorage::F64(u)) => {
-                CpuStorage::F64(backward(&a[a0..a1], &g[g0..g1], &u[u0..u1]))
-            }
-            _ => candle_core::bail!("swiglu backward: f32 or f64 inputs of one dtype"),
-        };
+        let out = cpu_op::apply3(self.name(), (s1, l1), (s2, l2), (s3, l3), self)?;
         let mut dims = vec![2];
         dims.extend_from_slice(l1.dims());
         Ok((out, Shape::from(dims)))
@@ -193,21 +148,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     use super::*;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    }
+    use crate::testing::{assert_same_values_and_gradients, max_abs_diff};
 
     #[test]
     fn matches_composed_ops_values_and_gradients() {
@@ -219,28 +160,7 @@ mod tests {
         let scale = Tensor::randn(0f64, 1.0, shape, &dev).unwrap();
         let ours = swiglu(gate.as_tensor(), up.as_tensor()).unwrap();
         let reference = composed(gate.as_tensor(), up.as_tensor()).unwrap();
-        assert!(max_diff(&ours, &reference) < 1e-12);
-        let g1 = (ours * &scale)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g2 = (reference * &scale)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        for var in [&gate, &up] {
-            let a = g1.get(var.as_tensor()).unwrap();
-            let b = g2.get(var.as_tensor()).unwrap();
-            assert!(
-                max_diff(a, b) < 1e-12,
-                "gradient differs by {}",
-                max_diff(a, b)
-            );
-        }
+        assert_same_values_and_gradients(ours, reference, &scale, &[&gate, &up], 1e-12, 1e-12);
     }
 
     #[test]
@@ -249,7 +169,7 @@ mod tests {
         let gate = Tensor::new(&[[-2f32, 0.0, 3.0]], &dev).unwrap();
         let up = Tensor::new(&[[1f32, 5.0, -1.0]], &dev).unwrap();
         let ours = swiglu(&gate, &up).unwrap();
-        assert!(max_diff(&ours, &composed(&gate, &up).unwrap()) < 1e-6);
+        assert!(max_abs_diff(&ours, &composed(&gate, &up).unwrap()) < 1e-6);
         assert!(swiglu(&gate, &up.t().unwrap()).is_err());
         // bf16 takes the composed path on the CPU too, as every dtype does off the CPU.
         let fallback = swiglu(
@@ -259,6 +179,6 @@ mod tests {
         .unwrap()
         .to_dtype(DType::F32)
         .unwrap();
-        assert!(max_diff(&ours, &fallback) < 0.05);
+        assert!(max_abs_diff(&ours, &fallback) < 0.05);
     }
 }

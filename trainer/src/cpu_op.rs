@@ -1,0 +1,171 @@
+//! What the CPU custom ops share: one float trait for their f32 and f64 kernels, and the step
+//! from candle's storages to a kernel's slices (contiguous inputs of one dtype, f32 or f64, or an
+//! error naming the op). Each op's `cpu_fwd` is then one call with its kernel.
+
+use candle_core::{CpuStorage, Layout};
+
+/// The float operations the kernels use, for f32 and f64. Kernels that accumulate delicate sums
+/// (norms) go through `f64` with [`Float::from_f64`] and `Into<f64>`.
+pub(crate) trait Float:
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + Into<f64>
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Neg<Output = Self>
+{
+    const ZERO: Self;
+    const ONE: Self;
+    const NEG_INFINITY: Self;
+    /// Below this `exp` returns exactly zero, so it need not be called (masked entries would
+    /// otherwise take libm's slow underflow path).
+    const EXP_UNDERFLOW: Self;
+    fn from_f64(v: f64) -> Self;
+    fn exp(self) -> Self;
+    fn max(self, other: Self) -> Self;
+    fn sigmoid(self) -> Self {
+        Self::ONE / (Self::ONE + (-self).exp())
+    }
+}
+
+macro_rules! float {
+    ($t:ty, $underflow:expr) => {
+        impl Float for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+            const EXP_UNDERFLOW: Self = $underflow;
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn max(self, other: Self) -> Self {
+                <$t>::max(self, other)
+            }
+        }
+    };
+}
+float!(f32, -104.0);
+float!(f64, -746.0);
+
+/// A kernel of one input.
+pub(crate) trait Kernel1 {
+    fn run<T: Float>(&self, x: &[T]) -> Vec<T>;
+}
+
+/// A kernel of two inputs of one dtype.
+pub(crate) trait Kernel2 {
+    fn run<T: Float>(&self, a: &[T], b: &[T]) -> Vec<T>;
+}
+
+/// A kernel of three inputs of one dtype.
+pub(crate) trait Kernel3 {
+    fn run<T: Float>(&self, a: &[T], b: &[T], c: &[T]) -> Vec<T>;
+}
+
+/// The contiguous part of `layout` in a storage of `len` elements.
+fn range(op: &str, layout: &Layout) -> candle_core::Result<std::ops::Range<usize>> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(start..end),
+        None => candle_core::bail!("{op}: non-contiguous input"),
+    }
+}
+
+/// Runs `kernel` on the slice of `s` (f32 or f64, contiguous).
+pub(crate) fn apply1(
+    op: &str,
+    (s, l): (&CpuStorage, &Layout),
+    kernel: &impl Kernel1,
+) -> candle_core::Result<CpuStorage> {
+    let r = range(op, l)?;
+    Ok(match s {
+        CpuStorage::F32(x) => CpuStorage::F32(kernel.run(&x[r])),
+        CpuStorage::F64(x) => CpuStorage::F64(kernel.run(&x[r])),
+        _ => candle_core::bail!("{op}: f32 or f64 only"),
+    })
+}
+
+/// Runs `kernel` on the slices of `a` and `b` (one dtype, f32 or f64, contiguous).
+pub(crate) fn apply2(
+    op: &str,
+    (sa, la): (&CpuStorage, &Layout),
+    (sb, lb): (&CpuStorage, &Layout),
+    kernel: &impl Kernel2,
+) -> candle_core::Result<CpuStorage> {
+    let (ra, rb) = (range(op, la)?, range(op, lb)?);
+    Ok(match (sa, sb) {
+        (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(kernel.run(&a[ra], &b[rb])),
+        (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(kernel.run(&a[ra], &b[rb])),
+        _ => candle_core::bail!("{op}: f32 or f64 inputs of one dtype"),
+    })
+}
+
+/// Runs `kernel` on the slices of `a`, `b` and `c` (one dtype, f32 or f64, contiguous).
+pub(crate) fn apply3(
+    op: &str,
+    (sa, la): (&CpuStorage, &Layout),
+    (sb, lb): (&CpuStorage, &Layout),
+    (sc, lc): (&CpuStorage, &Layout),
+    kernel: &impl Kernel3,
+) -> candle_core::Result<CpuStorage> {
+    let (ra, rb, rc) = (range(op, la)?, range(op, lb)?, range(op, lc)?);
+    Ok(match (sa, sb, sc) {
+        (CpuStorage::F32(a), CpuStorage::F32(b), CpuStorage::F32(c)) => {
+            CpuStorage::F32(kernel.run(&a[ra], &b[rb], &c[rc]))
+        }
+        (CpuStorage::F64(a), CpuStorage::F64(b), CpuStorage::F64(c)) => {
+            CpuStorage::F64(kernel.run(&a[ra], &b[rb], &c[rc]))
+        }
+        _ => candle_core::bail!("{op}: f32 or f64 inputs of one dtype"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use super::*;
+
+    struct Sum;
+    impl Kernel2 for Sum {
+        fn run<T: Float>(&self, a: &[T], b: &[T]) -> Vec<T> {
+            a.iter().zip(b).map(|(&x, &y)| x + y).collect()
+        }
+    }
+
+    #[test]
+    fn mixed_dtypes_and_strided_inputs_are_named_errors() {
+        let dev = Device::Cpu;
+        let a = Tensor::new(&[[1f32, 2.0], [3.0, 4.0]], &dev).unwrap();
+        let b = a.to_dtype(candle_core::DType::F64).unwrap();
+        let (sa, la) = a.storage_and_layout();
+        let (sb, lb) = b.storage_and_layout();
+        let (candle_core::Storage::Cpu(sa), candle_core::Storage::Cpu(sb)) = (&*sa, &*sb) else {
+            panic!("CPU tensors");
+        };
+        let err = apply2("sum-op", (sa, la), (sb, lb), &Sum).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("sum-op: f32 or f64 inputs of one dtype"),
+            "{err}"
+        );
+        let summed = apply2("sum-op", (sa, la), (sa, la), &Sum).unwrap();
+        assert!(matches!(summed, CpuStorage::F32(v) if v == [2.0, 4.0, 6.0, 8.0]));
+        let t = a.t().unwrap();
+        let (st, lt) = t.storage_and_layout();
+        let candle_core::Storage::Cpu(st) = &*st else {
+            panic!("CPU tensor");
+        };
+        let err = apply2("sum-op", (st, lt), (sa, la), &Sum).unwrap_err();
+        assert!(
+            err.to_string().contains("sum-op: non-contiguous input"),
+            "{err}"
+        );
+    }
+}
