@@ -6,7 +6,8 @@
 //! `cargo bench -p trainer --bench model` (release profile). Environment: `BENCH_BATCH` (8),
 //! `BENCH_SEQ` (256), `BENCH_DECODE_TOKENS` (64), `BENCH_REPEATS` (2), `BENCH_PREFIX` (512),
 //! `BENCH_COMPLETION` (64), `BENCH_GROUP` (4), `BENCH_ONLY` (a comma list of `train`, `group`,
-//! `decode`: the parts to run; all by default). Compare with
+//! `decode`: the parts to run; all by default), `BENCH_DEVICE` (`cpu`; `cuda` needs the `cuda`
+//! feature), `BENCH_DTYPE` (`f32`, `bf16` or `f16`). Compare with
 //! `bash trainer/benches/torch_bench.sh` (same shapes and thread count).
 
 use std::time::Instant;
@@ -39,11 +40,17 @@ fn wanted(part: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|p| p.trim() == part))
 }
 
-fn best_of<F: FnMut() -> candle_core::Result<()>>(repeats: usize, mut f: F) -> f64 {
+/// Best wall time of `repeats` runs of `f`; GPU work is waited for before the clock stops.
+fn best_of<F: FnMut() -> candle_core::Result<()>>(
+    device: &Device,
+    repeats: usize,
+    mut f: F,
+) -> f64 {
     let mut best = f64::INFINITY;
     for _ in 0..repeats.max(1) {
         let start = Instant::now();
         f().expect("benchmark step");
+        device.synchronize().expect("device synchronize");
         best = best.min(start.elapsed().as_secs_f64());
     }
     best
@@ -59,23 +66,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seq = env_usize("BENCH_SEQ", 256);
     let decode_tokens = env_usize("BENCH_DECODE_TOKENS", 64);
     let repeats = env_usize("BENCH_REPEATS", 2);
-    let device = Device::Cpu;
+    let device = match std::env::var("BENCH_DEVICE").as_deref() {
+        Ok("cuda") => Device::new_cuda(0)?,
+        Ok("cpu") | Err(_) => Device::Cpu,
+        Ok(other) => return Err(format!("BENCH_DEVICE={other}: cpu or cuda").into()),
+    };
+    let dtype = match std::env::var("BENCH_DTYPE").as_deref() {
+        Ok("f32") | Err(_) => DType::F32,
+        Ok("bf16") => DType::BF16,
+        Ok("f16") => DType::F16,
+        Ok(other) => return Err(format!("BENCH_DTYPE={other}: f32, bf16 or f16").into()),
+    };
     let config = ModelConfig::smollm2_135m();
-    let model = Model::random(config.clone(), DType::F32, &device, 0)?;
+    let model = Model::random(config.clone(), dtype, &device, 0)?;
     let ids: Vec<u32> = (0..batch * seq)
         .map(|i| ((i * 7919) % config.vocab_size) as u32)
         .collect();
     let ids = Tensor::from_vec(ids, (batch, seq), &device)?;
     let tokens = (batch * seq) as f64;
     println!(
-        "SmolLM2-135M shapes, random f32 weights, batch {batch} x seq {seq}, {} rayon threads",
+        "SmolLM2-135M shapes, random {dtype:?} weights on {device:?}, batch {batch} x seq {seq}, {} rayon threads",
         candle_core::utils::get_num_threads()
     );
-    // The machine's f32 matmul rate, for scale.
+    // The machine's matmul rate in this dtype, for scale.
     let n = 2048;
-    let a = Tensor::ones((n, n), DType::F32, &device)?;
-    let b = Tensor::ones((n, n), DType::F32, &device)?;
-    let mm = best_of(3, || a.matmul(&b).map(|_| ()));
+    let a = Tensor::ones((n, n), dtype, &device)?;
+    let b = Tensor::ones((n, n), dtype, &device)?;
+    let mm = best_of(&device, 3, || a.matmul(&b).map(|_| ()));
     println!(
         "matmul {n}x{n}     {:>9.1} GFLOP/s",
         2.0 * (n as f64).powi(3) / mm / 1e9
@@ -83,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let chunk = trainer::model::DEFAULT_LOGPROB_CHUNK;
     if wanted("train") {
-        let fwd = best_of(repeats, || {
+        let fwd = best_of(&device, repeats, || {
             model
                 .token_logprobs(&ids, None, chunk)
                 .map(|_| ())
@@ -95,7 +112,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
 
         let mut grads = None;
-        let fwd_bwd = best_of(repeats, || {
+        let fwd_bwd = best_of(&device, repeats, || {
             grads = None;
             let loss = model
                 .token_logprobs(&ids, None, chunk)
@@ -114,12 +131,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut fused =
             trainer::AdamW::new(model.varmap().all_vars(), trainer::AdamWConfig::default())?;
         // The first step also faults in the zeroed moment buffers; later steps are the steady state.
-        let first = best_of(1, || fused.step(&grads).map_err(to_candle));
-        let steady = best_of(2, || fused.step(&grads).map_err(to_candle));
+        let first = best_of(&device, 1, || fused.step(&grads).map_err(to_candle));
+        let steady = best_of(&device, 2, || fused.step(&grads).map_err(to_candle));
         println!("AdamW step (fused) {first:>9.3} s first, {steady:.3} s steady");
         drop(fused);
         let mut opt = AdamW::new(model.varmap().all_vars(), ParamsAdamW::default())?;
-        let adamw = best_of(repeats, || opt.step(&grads));
+        let adamw = best_of(&device, repeats, || opt.step(&grads));
         println!("AdamW step (candle-nn) {adamw:>9.3} s");
         drop(opt);
         drop(grads);
@@ -150,7 +167,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .flat_map(|c| prompt.iter().chain(c).copied())
             .collect();
         let full = Tensor::from_vec(full, (group, prompt_len + completion_len), &device)?;
-        let unshared = best_of(repeats, || {
+        let unshared = best_of(&device, repeats, || {
             let lp = model
                 .token_logprobs(&full, None, chunk)
                 .map_err(to_candle)?;
@@ -158,7 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             drop(loss.backward()?);
             Ok(())
         });
-        let shared = best_of(repeats, || {
+        let shared = best_of(&device, repeats, || {
             let lp = model
                 .prefix_logprobs(&prompt, &completions, chunk)
                 .map_err(to_candle)?;
@@ -174,7 +191,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for b in [1usize, 8].into_iter().filter(|_| wanted("decode")) {
         let prompt_len = 16;
-        let secs = best_of(repeats, || {
+        let secs = best_of(&device, repeats, || {
             decode(&model, b, prompt_len, decode_tokens).map_err(to_candle)
         });
         println!(
