@@ -41,12 +41,46 @@ struct Heads {
     rotation: Option<Rotation>,
 }
 
+/// The rotary tables of one forward call, `[b, t, d/2]` each (rotate-half layout), with their
+/// host copies for the CPU kernel made once here rather than at every q and k of every layer.
+pub struct RopeTables {
+    cos: Tensor,
+    sin: Tensor,
+    host: Option<Rotation>,
+}
+
+impl RopeTables {
+    /// Wraps `cos` and `sin` (same shape); on the CPU also keeps them as f64 for the kernel.
+    pub fn new(cos: Tensor, sin: Tensor) -> Result<Self> {
+        if cos.dims() != sin.dims() || cos.rank() != 3 {
+            return Err(Error::InvalidInput(format!(
+                "rotary tables: cos {:?}, sin {:?} (want two [b, t, d/2])",
+                cos.dims(),
+                sin.dims()
+            )));
+        }
+        let host = if cos.device().is_cpu() {
+            let table = |t: &Tensor| -> Result<Arc<Vec<f64>>> {
+                Ok(Arc::new(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?))
+            };
+            Some(Rotation {
+                cos: table(&cos)?,
+                sin: table(&sin)?,
+                sign: 1.0,
+            })
+        } else {
+            None
+        };
+        Ok(RopeTables { cos, sin, host })
+    }
+}
+
 /// `x` (`[b*t, n*d]`, or anything with that many elements in that order) to `[b, n, t, d]`,
-/// rotated by `cos`/`sin` (`[b, t, d/2]`, rotate-half layout) when given.
+/// rotated by `rope` when given.
 pub fn to_heads(
     x: &Tensor,
     (b, t, n, d): (usize, usize, usize, usize),
-    rope: Option<(&Tensor, &Tensor)>,
+    rope: Option<&RopeTables>,
 ) -> Result<Tensor> {
     if x.elem_count() != b * t * n * d {
         return Err(Error::InvalidInput(format!(
@@ -54,32 +88,22 @@ pub fn to_heads(
             x.dims()
         )));
     }
-    if let Some((cos, sin)) = rope {
-        if d % 2 != 0 || cos.dims() != [b, t, d / 2] || sin.dims() != cos.dims() {
+    if let Some(r) = rope {
+        if d % 2 != 0 || r.cos.dims() != [b, t, d / 2] {
             return Err(Error::InvalidInput(format!(
-                "to_heads: head size {d}, cos {:?}, sin {:?}",
-                cos.dims(),
-                sin.dims()
+                "to_heads: head size {d}, rotary tables {:?}",
+                r.cos.dims()
             )));
         }
     }
-    if !fits_kernel(x) {
+    let rotation = rope.and_then(|r| r.host.clone());
+    if !fits_kernel(x) || (rope.is_some() && rotation.is_none()) {
         let heads = x.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?;
         return match rope {
-            Some((cos, sin)) => {
-                crate::rope::composed(&heads, &cos.unsqueeze(1)?, &sin.unsqueeze(1)?)
-            }
+            Some(r) => crate::rope::composed(&heads, &r.cos.unsqueeze(1)?, &r.sin.unsqueeze(1)?),
             None => Ok(heads),
         };
     }
-    let rotation = match rope {
-        Some((cos, sin)) => Some(Rotation {
-            cos: Arc::new(cos.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?),
-            sin: Arc::new(sin.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?),
-            sign: 1.0,
-        }),
-        None => None,
-    };
     let op = Heads {
         b,
         t,
@@ -254,10 +278,11 @@ mod tests {
         let x = Var::from_tensor(&Tensor::randn(0f64, 1.0, (b * t, n * d), &dev).unwrap()).unwrap();
         let angles = Tensor::randn(0f64, 2.0, (b, t, d / 2), &dev).unwrap();
         let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+        let tables = RopeTables::new(cos.clone(), sin.clone()).unwrap();
         let g = Tensor::randn(0f64, 1.0, (b, n, t, d), &dev).unwrap();
-        for rope in [Some((&cos, &sin)), None] {
+        for (rope, reference_rope) in [(Some(&tables), Some((&cos, &sin))), (None, None)] {
             let ours = to_heads(x.as_tensor(), (b, t, n, d), rope).unwrap();
-            let reference = composed_to_heads(x.as_tensor(), (b, t, n, d), rope);
+            let reference = composed_to_heads(x.as_tensor(), (b, t, n, d), reference_rope);
             crate::testing::assert_same_values_and_gradients(
                 ours,
                 reference,
@@ -297,8 +322,10 @@ mod tests {
         let angles = Tensor::randn(0f32, 2.0, (b, t, d / 2), &dev).unwrap();
         let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
         let bf = |t: &Tensor| t.to_dtype(DType::BF16).unwrap();
-        let kernel = to_heads(&x, (b, t, n, d), Some((&cos, &sin))).unwrap();
-        let fallback = to_heads(&bf(&x), (b, t, n, d), Some((&bf(&cos), &bf(&sin)))).unwrap();
+        let tables = RopeTables::new(cos.clone(), sin.clone()).unwrap();
+        let bf_tables = RopeTables::new(bf(&cos), bf(&sin)).unwrap();
+        let kernel = to_heads(&x, (b, t, n, d), Some(&tables)).unwrap();
+        let fallback = to_heads(&bf(&x), (b, t, n, d), Some(&bf_tables)).unwrap();
         let diff = crate::testing::max_abs_diff(&kernel, &fallback.to_dtype(DType::F32).unwrap());
         assert!(diff < 0.05, "to_heads: {diff}");
         let back = from_heads(&fallback).unwrap();
@@ -316,6 +343,8 @@ mod tests {
         let x = Tensor::zeros((4, 6), DType::F32, &dev).unwrap();
         assert!(to_heads(&x, (1, 4, 2, 4), None).is_err());
         let cos = Tensor::zeros((1, 4, 2), DType::F32, &dev).unwrap();
-        assert!(to_heads(&x, (1, 4, 2, 3), Some((&cos, &cos))).is_err());
+        let tables = RopeTables::new(cos.clone(), cos.clone()).unwrap();
+        assert!(to_heads(&x, (1, 4, 2, 3), Some(&tables)).is_err());
+        assert!(RopeTables::new(cos.clone(), cos.squeeze(0).unwrap()).is_err());
     }
 }

@@ -39,32 +39,14 @@ impl Linear {
         }
     }
 
-    /// `x @ W^T + b` for `x` of any rank; flattening to 2-D keeps a single GEMM per call. A 2-D
-    /// `x` goes straight in: every reshape is a graph node, and candle's backward gives each
-    /// node a zero tensor and an add.
+    /// `x @ W^T + b` for `x` `[rows, in]`: hidden states are 2-D inside the layers, so no
+    /// reshape (each would be a graph node with a zero tensor and an add in candle's backward).
     fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let (last, lead) = dims
-            .split_last()
-            .ok_or_else(|| Error::InvalidInput("linear layer applied to a scalar".into()))?;
-        let flat = lead.len() == 1;
-        let rows: usize = lead.iter().product();
-        let x2 = if flat {
-            x.clone()
-        } else {
-            x.reshape((rows, *last))?
-        };
-        let y = project(&x2, &self.weight, kernels)?;
-        let y = match &self.bias {
+        let y = project(x, &self.weight, kernels)?;
+        Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
-        };
-        if flat {
-            return Ok(y);
-        }
-        let mut out_dims = lead.to_vec();
-        out_dims.push(self.weight.dim(0)?);
-        Ok(y.reshape(out_dims)?)
+        })
     }
 }
 
@@ -94,9 +76,10 @@ fn norm(x: &Tensor, weight: &Tensor, eps: f64, kernels: Kernels) -> Result<Tenso
 /// 49 ms for the 49k-row output projection at 8 rows); with many rows (training) the direct form
 /// is as fast and needs no transpose copy.
 fn project(x: &Tensor, w: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    let (rows, _) = x.dims2()?;
     if kernels == Kernels::Fused && crate::few_rows::applies(x, w) {
         crate::few_rows::matmul_t(x, w)
-    } else if x.dim(0)? <= SMALL_BATCH_ROWS {
+    } else if rows <= SMALL_BATCH_ROWS {
         Ok(w.matmul(&x.t()?)?.t()?)
     } else {
         Ok(x.matmul(&w.t()?)?)
@@ -327,8 +310,7 @@ impl KvCache {
 /// Position ids and attention mask of one forward call.
 struct Frame {
     /// `[b, t, head_dim/2]` rotary tables for the new positions.
-    cos: Tensor,
-    sin: Tensor,
+    rope: crate::heads::RopeTables,
     /// `[b, t, past+t]` additive mask (0 allowed, [`MASK_VALUE`] blocked).
     mask: Tensor,
 }
@@ -655,7 +637,10 @@ impl Model {
             }
         }
         let mask = Tensor::from_vec(mask, (b, t, total), &self.device)?.to_dtype(self.dtype)?;
-        Ok(Frame { cos, sin, mask })
+        Ok(Frame {
+            rope: crate::heads::RopeTables::new(cos, sin)?,
+            mask,
+        })
     }
 
     fn run(
@@ -698,7 +683,7 @@ impl Model {
                 layer
             };
             let h = norm(&x, &layer.input_norm, c.rms_norm_eps, kernels)?;
-            let rope = Some((&frame.cos, &frame.sin));
+            let rope = Some(&frame.rope);
             let q = crate::heads::to_heads(
                 &layer.q.forward(&h, kernels)?,
                 (b, t, c.num_heads, c.head_dim),
