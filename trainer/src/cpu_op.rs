@@ -1,8 +1,10 @@
 //! What the CPU custom ops share: one float trait for their f32 and f64 kernels, and the step
 //! from candle's storages to a kernel's slices (contiguous inputs of one dtype, f32 or f64, or an
-//! error naming the op). Each op's `cpu_fwd` is then one call with its kernel.
+//! error naming the op). Each op's `cpu_fwd` is then one call with its kernel. Row-wise kernels
+//! split their work with [`for_row_blocks`].
 
 use candle_core::{CpuStorage, Layout};
+use rayon::prelude::*;
 
 /// The float operations the kernels use, for f32 and f64. Kernels that accumulate delicate sums
 /// (norms) go through `f64` with [`Float::from_f64`] and `Into<f64>`.
@@ -53,6 +55,46 @@ macro_rules! float {
 }
 float!(f32, -104.0);
 float!(f64, -746.0);
+
+/// Elements per task of a row-wise kernel: enough that rayon's dispatch is noise, few enough
+/// that both threads get work from a single attention layer's rows.
+pub(crate) const ROW_BLOCK_ELEMS: usize = 16384;
+
+/// Whole rows (of `width`) per task of a row-wise kernel.
+pub(crate) fn rows_per_task(width: usize) -> usize {
+    (ROW_BLOCK_ELEMS / width.max(1)).max(1)
+}
+
+/// Runs `f(first_row, block)` on rayon's pool over blocks of whole rows of `out`.
+pub(crate) fn for_row_blocks<T: Send>(
+    out: &mut [T],
+    width: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    let rows = rows_per_task(width);
+    out.par_chunks_mut(rows * width.max(1))
+        .enumerate()
+        .for_each(|(i, block)| f(i * rows, block));
+}
+
+/// `row <- softmax(row)` with max-subtraction; entries whose `exp` would underflow to zero are
+/// set to zero without calling it.
+pub(crate) fn softmax_in_place<T: Float>(row: &mut [T]) {
+    let max = row.iter().copied().fold(T::NEG_INFINITY, T::max);
+    let mut sum = T::ZERO;
+    for v in row.iter_mut() {
+        let z = *v - max;
+        *v = if z < T::EXP_UNDERFLOW {
+            T::ZERO
+        } else {
+            z.exp()
+        };
+        sum = sum + *v;
+    }
+    for v in row.iter_mut() {
+        *v = *v / sum;
+    }
+}
 
 /// A kernel of one input.
 pub(crate) trait Kernel1 {

@@ -1,7 +1,8 @@
 //! `trainer`: the model side of tool-use reinforcement learning.
 //!
 //! A Llama/Qwen2 decoder whose gradients reach every weight (one-pass CPU custom ops with their
-//! own backward where candle's fused kernels have none; [`model`]), loaded from GGUF files or Hugging Face directories ([`weights`], [`load`]), with
+//! own backward where candle's fused kernels have none; [`model`]), loaded from GGUF files or
+//! Hugging Face directories ([`weights`], [`load`]), with
 //! its tokenizer and chat template ([`tokenizer`], [`chat`]) and a batched, seeded sampler with a
 //! KV cache ([`sampler`]).
 

@@ -52,22 +52,15 @@ impl Kernel2 for RmsNorm {
 fn norm_rows<T: Float>(x: &[T], w: &[T], eps: f64) -> Vec<T> {
     let width = w.len().max(1);
     let mut out = vec![T::ZERO; x.len()];
-    let rows = x.len() / width;
-    let threads = candle_core::utils::get_num_threads().max(1);
-    let rows_per = rows.div_ceil(threads).max(16384 / width).max(1);
-    std::thread::scope(|scope| {
-        for (block_i, block) in out.chunks_mut(rows_per * width).enumerate() {
-            let src = &x[block_i * rows_per * width..];
-            scope.spawn(move || {
-                for (row, src) in block.chunks_mut(width).zip(src.chunks(width)) {
-                    // Accumulate in f64: the mean of squares is the numerically delicate part.
-                    let ms = src.iter().map(|&v| v.into() * v.into()).sum::<f64>() / width as f64;
-                    let r = 1.0 / (ms + eps).sqrt();
-                    for ((o, &v), &wv) in row.iter_mut().zip(src).zip(w) {
-                        *o = T::from_f64(v.into() * r * wv.into());
-                    }
-                }
-            });
+    cpu_op::for_row_blocks(&mut out, width, |first, block| {
+        let src = &x[first * width..];
+        for (row, src) in block.chunks_mut(width).zip(src.chunks(width)) {
+            // Accumulate in f64: the mean of squares is the numerically delicate part.
+            let ms = src.iter().map(|&v| v.into() * v.into()).sum::<f64>() / width as f64;
+            let r = 1.0 / (ms + eps).sqrt();
+            for ((o, &v), &wv) in row.iter_mut().zip(src).zip(w) {
+                *o = T::from_f64(v.into() * r * wv.into());
+            }
         }
     });
     out
@@ -124,11 +117,11 @@ fn backward_rows<T: Float>(grad: &[T], x: &[T], w: &[T], eps: f64) -> Vec<T> {
     let width = w.len().max(1);
     let mut out = vec![T::ZERO; x.len() + w.len()];
     let (dx, dw_out) = out.split_at_mut(x.len());
-    let rows_per_task = (16384 / width).max(1);
+    let block = cpu_op::rows_per_task(width) * width;
     let dw = dx
-        .par_chunks_mut(rows_per_task * width)
-        .zip(x.par_chunks(rows_per_task * width))
-        .zip(grad.par_chunks(rows_per_task * width))
+        .par_chunks_mut(block)
+        .zip(x.par_chunks(block))
+        .zip(grad.par_chunks(block))
         .map(|((dx, x), g)| {
             let mut dw = vec![0f64; width];
             for ((dx, x), g) in dx
@@ -193,7 +186,7 @@ mod tests {
     #[test]
     fn matches_composed_ops_values_and_gradients() {
         let dev = Device::Cpu;
-        // One backward task, and several (2048 rows of 8 per task).
+        // One task, and several (2048 rows of 8 per task).
         for rows in [3, 5000] {
             let x =
                 Var::from_tensor(&Tensor::randn(0f64, 2.0, (2, rows, 8), &dev).unwrap()).unwrap();

@@ -5,10 +5,8 @@
 //! graph. This custom op computes the softmax in one pass on the CPU and its backward needs only
 //! the output: `dx = p * (g - sum(g * p))`. Off the CPU the composed ops are used.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor, D};
-use rayon::prelude::*;
-
 use crate::cpu_op::{self, Float, Kernel1, Kernel2};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor, D};
 
 use crate::error::Result;
 
@@ -33,26 +31,10 @@ struct SoftmaxLast;
 
 fn softmax_rows<T: Float>(src: &[T], width: usize) -> Vec<T> {
     let mut out = src.to_vec();
-    let threads = candle_core::utils::get_num_threads().max(1);
-    let rows = src.len() / width.max(1);
-    // Whole rows per thread; small inputs stay on one thread.
-    let rows_per = rows.div_ceil(threads).max(4096 / width.max(1)).max(1);
-    std::thread::scope(|scope| {
-        for block in out.chunks_mut(rows_per * width.max(1)) {
-            scope.spawn(move || {
-                for row in block.chunks_mut(width.max(1)) {
-                    let max = row.iter().copied().fold(T::NEG_INFINITY, T::max);
-                    let mut sum = T::ZERO;
-                    for v in row.iter_mut() {
-                        *v = (*v - max).exp();
-                        sum = sum + *v;
-                    }
-                    for v in row.iter_mut() {
-                        *v = *v / sum;
-                    }
-                }
-            });
-        }
+    cpu_op::for_row_blocks(&mut out, width, |_, block| {
+        block
+            .chunks_mut(width.max(1))
+            .for_each(cpu_op::softmax_in_place)
     });
     out
 }
@@ -80,9 +62,10 @@ impl CustomOp1 for SoftmaxLast {
         res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        let p = res.detach();
-        let dot = (grad * &p)?.sum_keepdim(D::Minus1)?;
-        Ok(Some((grad.broadcast_sub(&dot)? * p)?))
+        Ok(Some(grad.contiguous()?.apply_op2_no_bwd(
+            &res.detach(),
+            &SoftmaxBackward { scale: 1.0 },
+        )?))
     }
 }
 
@@ -129,37 +112,16 @@ fn masked_rows<T: Float>(
 ) -> Vec<T> {
     let width = width.max(1);
     let mut out = vec![T::ZERO; x.len()];
-    let rows = x.len() / width;
-    let threads = candle_core::utils::get_num_threads().max(1);
-    let rows_per = rows.div_ceil(threads).max(4096 / width).max(1);
-    std::thread::scope(|scope| {
-        for (block_i, block) in out.chunks_mut(rows_per * width).enumerate() {
-            scope.spawn(move || {
-                for (i, row) in block.chunks_mut(width).enumerate() {
-                    let r = block_i * rows_per + i;
-                    let (batch, query) = (r / (groups * t), r % t);
-                    let m = &mask[(batch * t + query) * width..][..width];
-                    let src = &x[r * width..][..width];
-                    let mut max = T::NEG_INFINITY;
-                    for ((o, &v), &mv) in row.iter_mut().zip(src).zip(m) {
-                        *o = v * scale + mv;
-                        max = max.max(*o);
-                    }
-                    let mut sum = T::ZERO;
-                    for o in row.iter_mut() {
-                        let z = *o - max;
-                        *o = if z < T::EXP_UNDERFLOW {
-                            T::ZERO
-                        } else {
-                            z.exp()
-                        };
-                        sum = sum + *o;
-                    }
-                    for o in row.iter_mut() {
-                        *o = *o / sum;
-                    }
-                }
-            });
+    cpu_op::for_row_blocks(&mut out, width, |first, block| {
+        for (i, row) in block.chunks_mut(width).enumerate() {
+            let r = first + i;
+            let (batch, query) = (r / (groups * t), r % t);
+            let m = &mask[(batch * t + query) * width..][..width];
+            let src = &x[r * width..][..width];
+            for ((o, &v), &mv) in row.iter_mut().zip(src).zip(m) {
+                *o = v * scale + mv;
+            }
+            cpu_op::softmax_in_place(row);
         }
     });
     out
@@ -212,31 +174,25 @@ struct SoftmaxBackward {
 fn softmax_backward_rows<T: Float>(grad: &[T], p: &[T], width: usize, scale: T) -> Vec<T> {
     let width = width.max(1);
     let mut out = vec![T::ZERO; p.len()];
-    let rows_per_task = (16384 / width).max(1);
-    out.par_chunks_mut(rows_per_task * width)
-        .zip(grad.par_chunks(rows_per_task * width))
-        .zip(p.par_chunks(rows_per_task * width))
-        .for_each(|((out, grad), p)| {
-            for ((o, g), p) in out
-                .chunks_mut(width)
-                .zip(grad.chunks(width))
-                .zip(p.chunks(width))
-            {
-                let mut dot = T::ZERO;
-                for (&g, &p) in g.iter().zip(p) {
-                    dot = dot + g * p;
-                }
-                for ((o, &g), &p) in o.iter_mut().zip(g).zip(p) {
-                    *o = (g - dot) * p * scale;
-                }
+    cpu_op::for_row_blocks(&mut out, width, |first, block| {
+        for (i, o) in block.chunks_mut(width).enumerate() {
+            let at = (first + i) * width;
+            let (g, p) = (&grad[at..at + width], &p[at..at + width]);
+            let mut dot = T::ZERO;
+            for (&g, &p) in g.iter().zip(p) {
+                dot = dot + g * p;
             }
-        });
+            for ((o, &g), &p) in o.iter_mut().zip(g).zip(p) {
+                *o = (g - dot) * p * scale;
+            }
+        }
+    });
     out
 }
 
 impl CustomOp2 for SoftmaxBackward {
     fn name(&self) -> &'static str {
-        "masked-softmax-backward"
+        "softmax-backward"
     }
 
     fn cpu_fwd(
