@@ -1,4 +1,4 @@
-//! Throughput of the ToolRL rubric on one core, on the shared vector cases.
+//! Throughput of the ToolRL rubric on one core, on the reference vector cases (`data/reward/vectors.jsonl`).
 //!
 //! Prints completions per second for: every case with its ground truth parsed once (as in GRPO,
 //! where a group of completions shares one ground truth); the single-call cases alone; and every
@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use toolenv::reward::{GroundTruth, Rubric};
 
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/reward-vectors.jsonl"
-);
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/reward/vectors.jsonl");
 
 struct Case {
     text: String,
@@ -24,7 +21,7 @@ struct Case {
 }
 
 fn load() -> Vec<Case> {
-    let text = std::fs::read_to_string(VECTORS).expect("read the shared reward vectors");
+    let text = std::fs::read_to_string(VECTORS).expect("read the reward vectors");
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {

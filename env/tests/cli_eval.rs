@@ -1,5 +1,6 @@
 //! `toolenv eval` end to end against a real HTTP server on loopback that plays the model: it
-//! answers half of the API-Bank samples correctly, and the accuracy must come out at exactly 50%.
+//! answers half of the API-Bank samples correctly, and the accuracy must come out at exactly 50%;
+//! and a ToolRL evaluation run from outside the repository finds the data the repository ships.
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -120,4 +121,51 @@ fn eval_against_an_endpoint_scores_resumes_and_summarises() {
         serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap())
             .unwrap();
     assert_eq!(again, summary);
+}
+
+#[test]
+fn eval_of_toolrl_resolves_the_repository_data_from_any_directory() {
+    // Run from a directory outside the repository: the name resolves against the repository the
+    // binary was built from, whose `data/` holds the ToolRL test split.
+    let data = toolenv::dataset::load("toolrl", None).unwrap();
+    assert_eq!(data.len(), 80);
+    let answers: HashMap<String, String> = data
+        .toolrl()
+        .take(4)
+        .map(|s| (s.user.clone(), s.output.clone()))
+        .collect();
+    let (base, served) = serve(answers, 4);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = elsewhere.path().join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_toolenv"))
+        .args(["eval", "--dataset", "toolrl", "--endpoint", &base])
+        .args(["--model", "fake", "--limit", "4", "--out"])
+        .arg(&out)
+        .arg("--config")
+        .arg(repo().join("env/config.toml"))
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["samples"], 4);
+    assert_eq!(summary["failed"], 0);
+    // Each answer is the sample's own expected completion: full format marks, and full
+    // correctness wherever a call is expected.
+    assert_eq!(summary["rewards"]["format"], json!(1.0));
+    let with_calls = data
+        .toolrl()
+        .take(4)
+        .filter(|s| s.output.contains("<tool_call>"))
+        .count();
+    assert_eq!(
+        summary["rewards"]["correctness"],
+        json!(3.0 * with_calls as f64 / 4.0)
+    );
+    assert_eq!(served.load(Ordering::SeqCst), 4);
 }

@@ -1,14 +1,11 @@
-//! `toolenv reward` end to end: the built binary on the shared vectors and on bad input.
+//! `toolenv reward` end to end: the built binary on the reference vectors and on bad input.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/reward-vectors.jsonl"
-);
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/reward/vectors.jsonl");
 
 fn toolenv_reward(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_toolenv"))
@@ -29,8 +26,8 @@ fn toolenv_reward(args: &[&str], stdin: &str) -> Output {
 }
 
 #[test]
-fn scores_the_shared_vectors_in_order() {
-    let input = std::fs::read_to_string(VECTORS).expect("read the shared reward vectors");
+fn scores_the_reference_vectors_in_order() {
+    let input = std::fs::read_to_string(VECTORS).expect("read the reward vectors");
     let out = toolenv_reward(&[], &input);
     assert!(
         out.status.success(),

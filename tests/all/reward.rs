@@ -1,16 +1,14 @@
-//! The ToolRL reward against figures from the published Python reference: the shared vectors
-//! (`shared/data/reward-vectors.jsonl`) and our own edge cases (`data/reward-edge.jsonl`: Python
-//! semantics the shared vectors do not reach, each line labelled; its expected figures were computed
-//! by running the reference's `rlla.py` logic, with the variants switched on, on those inputs).
+//! The ToolRL reward against figures from the published Python reference: the reference vectors
+//! (`data/reward/vectors.jsonl`) and our own edge cases (`data/reward/edge.jsonl`: Python
+//! semantics the reference vectors do not reach, each line labelled; its expected figures were
+//! computed by running the reference's `rlla.py` logic, with the variants switched on, on those
+//! inputs).
 
 use serde_json::Value;
 use toolenv::reward::{GroundTruth, Rubric};
 
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/reward-vectors.jsonl"
-);
-const EDGE_CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/all/data/reward-edge.jsonl");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/reward/vectors.jsonl");
+const EDGE_CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/reward/edge.jsonl");
 
 /// Scores every line of a vectors file; returns how many were checked and every mismatch.
 fn check(path: &str) -> (usize, Vec<String>) {

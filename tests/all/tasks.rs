@@ -99,7 +99,7 @@ fn check_numeric_answer(id: &str, question: &str, answer: &str, value: f64) {
 }
 
 #[test]
-fn shared_datasets_load_and_apibank_answers_score_full_marks() {
+fn repository_datasets_load_and_apibank_answers_score_full_marks() {
     for (name, format, len) in [
         ("toolrl", Format::ToolRl, 80),
         ("toolrl-sft", Format::ToolRl, 400),

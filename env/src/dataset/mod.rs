@@ -1,4 +1,4 @@
-//! Datasets: reading the shared ToolRL and API-Bank files and the native executable tasks into one
+//! Datasets: reading the ToolRL and API-Bank files of `data/` and the native executable tasks into one
 //! [`Sample`] type an eval or a rollout can iterate over.
 //!
 //! Three formats, one JSON object a line: ToolRL ([`toolrl`]: `id`, `system`, `user`, `output`),
@@ -27,17 +27,14 @@ use thiserror::Error;
 
 /// The dataset names [`load`] knows, each with its files relative to the repository root.
 pub const NAMES: &[(&str, &[&str])] = &[
-    ("toolrl", &["../shared/data/toolrl/test.jsonl"]),
-    ("toolrl-sft", &["../shared/data/toolrl/sft.jsonl"]),
+    ("toolrl", &["data/toolrl/test.jsonl"]),
+    ("toolrl-sft", &["data/toolrl/sft.jsonl"]),
     (
         "apibank",
-        &[
-            "../shared/data/apibank/level-1.jsonl",
-            "../shared/data/apibank/level-2.jsonl",
-        ],
+        &["data/apibank/level-1.jsonl", "data/apibank/level-2.jsonl"],
     ),
-    ("apibank-1", &["../shared/data/apibank/level-1.jsonl"]),
-    ("apibank-2", &["../shared/data/apibank/level-2.jsonl"]),
+    ("apibank-1", &["data/apibank/level-1.jsonl"]),
+    ("apibank-2", &["data/apibank/level-2.jsonl"]),
     ("tasks", &["env/data/tasks/test.jsonl"]),
     ("tasks-train", &["env/data/tasks/train.jsonl"]),
 ];

@@ -1,4 +1,4 @@
-//! API-Bank accuracy exactly as the ToolRL paper scores it (`../shared/data/README.md`).
+//! API-Bank accuracy exactly as the ToolRL paper scores it (`data/apibank/README.md`).
 //!
 //! One generated turn per sample. Extraction takes the text after the *last* `<tool_call>` (the
 //! whole output when there is none), cuts it at the next `</tool_call>`, strips it and splits it

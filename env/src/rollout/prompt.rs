@@ -1,6 +1,6 @@
 //! What the model reads: the system prompt listing the tools, and the two prompt styles.
 //!
-//! The system prompt reproduces the layout of the ToolRL and API-Bank data (`../shared/data`), so a
+//! The system prompt reproduces the layout of the ToolRL and API-Bank data (`data/`), so a
 //! model trained on that data sees the tools of this environment the way it saw tools in
 //! training. The fixed instructions after the tool list are kept verbatim in `system_tail.txt`.
 //!
