@@ -1,44 +1,34 @@
-//! `trainer`: the model side of tool-use reinforcement learning.
+//! `trainer`: the model side of tool-use reinforcement learning, in four rooms whose dependencies
+//! run one way, `train → sample → model → kernels`:
 //!
-//! A Llama/Qwen2 decoder whose gradients reach every weight (one-pass CPU custom ops with their
-//! own backward where candle's fused kernels have none; [`model`]), loaded from GGUF files or
-//! Hugging Face directories ([`weights`], [`load`]), with
-//! its tokenizer and chat template ([`tokenizer`], [`chat`]) and a batched, seeded sampler with a
-//! KV cache ([`sampler`]).
+//! - [`kernels`]: one-pass CPU custom ops with hand-written backwards (RMS norm, the rotary head
+//!   layout, the masked softmax, SwiGLU, chunked token log-probabilities) and the weight-streaming
+//!   matmul of decoding, each pinned to the composed candle ops it replaces.
+//! - [`model`]: a Llama/Qwen2 decoder whose gradients reach every weight, loaded from GGUF files
+//!   or Hugging Face directories, with its tokenizer and chat template.
+//! - [`sample`]: the batched, seeded, KV-cached sampler, lockstep batching of concurrent episodes,
+//!   and the local model as a `toolenv` policy.
+//! - [`train`]: the GRPO objective, AdamW, updates, episodes, the GRPO and SFT runs, checkpoints,
+//!   plots and the training config.
+//!
+//! Beside them, the crate-wide plumbing every room may use: [`error`] (the typed error),
+//! [`process`] (process-wide tuning for tensor work) and `rng` (a seeded generator).
 
-pub mod batched;
-pub mod chat;
-pub mod config;
-mod cpu_op;
 pub mod error;
-pub mod few_rows;
-pub mod grpo;
-pub mod heads;
-pub mod load;
-pub mod logprobs;
+pub mod kernels;
 pub mod model;
-pub mod norm;
-pub mod optim;
-pub mod policy;
 pub mod process;
 mod rng;
-pub mod rope;
-pub mod sampler;
-pub mod softmax;
-pub mod swiglu;
-#[cfg(test)]
-mod testing;
-pub mod tokenizer;
+pub mod sample;
 pub mod train;
-pub mod weights;
 
-pub use batched::{BatchedPolicy, Participant, SamplingStats};
-pub use chat::{ChatTemplate, Message};
-pub use config::{Architecture, ModelConfig};
 pub use error::{Error, Result};
-pub use load::{load, load_weights, LoadedModel};
-pub use model::{KvCache, Model};
-pub use optim::{AdamW, AdamWConfig};
-pub use policy::LocalPolicy;
-pub use sampler::{generate, FinishReason, Generation, SamplingParams};
-pub use tokenizer::TextTokenizer;
+pub use model::{
+    load, load_weights, Architecture, ChatTemplate, KvCache, LoadedModel, Message, Model,
+    ModelConfig, TextTokenizer,
+};
+pub use sample::{
+    generate, BatchedPolicy, FinishReason, Generation, LocalPolicy, Participant, SamplingParams,
+    SamplingStats,
+};
+pub use train::adamw::{AdamW, AdamWConfig};

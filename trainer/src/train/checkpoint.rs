@@ -18,9 +18,9 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::tokenizer::TextTokenizer;
 use crate::model::Model;
-use crate::optim::AdamW;
-use crate::tokenizer::TextTokenizer;
+use crate::train::adamw::AdamW;
 
 /// What a checkpoint records besides tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,7 +248,7 @@ pub fn restore(path: &Path, model: &Model, optimizer: &mut AdamW) -> Result<Trai
 
 /// Writes `model` as a Hugging Face directory (`config.json`, `model.safetensors`,
 /// `tokenizer.json`, `tokenizer_config.json` with the chat template, `generation_config.json`)
-/// that `transformers` and [`crate::load`] read back. Atomic like a checkpoint.
+/// that `transformers` and [`crate::model::load`] read back. Atomic like a checkpoint.
 pub fn export_hf(dir: &Path, model: &Model, tokenizer: &TextTokenizer) -> Result<()> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io(parent))?;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use toolenv::reward::{Matching, RewardConfig, Weights};
 use toolenv::rollout::{PromptStyle, ToolListing};
 
-use crate::grpo::Schedule;
+use crate::train::grpo::Schedule;
 
 /// Why the training configuration could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -17,8 +17,8 @@ use toolenv::reward::episode::answers_match;
 use toolenv::reward::{GroundTruth, Rubric};
 use toolenv::rollout::{score_trajectory, Roller, TokenSequence};
 
-use crate::batched::BatchedPolicy;
 use crate::error::{Error, Result};
+use crate::sample::lockstep::BatchedPolicy;
 
 /// One training or evaluation prompt.
 #[derive(Debug, Clone)]

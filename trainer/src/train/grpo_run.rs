@@ -18,17 +18,17 @@ use toolenv::reward::Rubric;
 use toolenv::rollout::{Roller, RolloutConfig};
 use toolenv::Registry;
 
-use crate::batched::BatchedPolicy;
 use crate::error::{Error, Result};
-use crate::grpo::{self, Objective};
-use crate::optim::AdamW;
+use crate::model::{load, LoadedModel, Model};
 use crate::rng::SplitMix64;
-use crate::sampler::SamplingParams;
+use crate::sample::lockstep::BatchedPolicy;
+use crate::sample::sampler::SamplingParams;
+use crate::train::adamw::AdamW;
 use crate::train::checkpoint::{self, TrainState};
 use crate::train::config::TrainConfig;
 use crate::train::episodes::{self, figures, EvalFigures, Prompt, Scored, Scorer};
+use crate::train::grpo::{self, Objective};
 use crate::train::update::{self, Seq};
-use crate::{load, LoadedModel, Model};
 
 /// A reward function replacing the configured one (tests use it to get a signal from a random
 /// model).
@@ -518,7 +518,7 @@ impl GrpoRun {
 fn load_start(start: &Path, base: &Path, device: &Device) -> Result<LoadedModel> {
     if start.is_dir() && !start.join("tokenizer.json").exists() {
         let base = load(base, DType::F32, device)?;
-        let (config, weights) = crate::load_weights(start)?;
+        let (config, weights) = crate::model::load_weights(start)?;
         let model = Model::from_weights(config, weights, DType::F32, device)?;
         return Ok(LoadedModel {
             model,

@@ -1,9 +1,16 @@
-//! Training: the configuration tables, GRPO and SFT runs, their updates, checkpoints, metrics
-//! and plots.
+//! Training: the GRPO objective as pure functions ([`grpo`]), the AdamW optimizer ([`adamw`]),
+//! one update from token sequences ([`update`]), scored episodes ([`episodes`]), the GRPO and SFT
+//! runs ([`grpo_run`], [`sft`]), checkpoints and exports ([`checkpoint`]), plots ([`plot`]) and the
+//! training tables of the environment file ([`config`]).
+//!
+//! The top room: it samples through `crate::sample` and differentiates through `crate::model`;
+//! nothing below it may depend on it.
 
+pub mod adamw;
 pub mod checkpoint;
 pub mod config;
 pub mod episodes;
+pub mod grpo;
 pub mod grpo_run;
 pub mod plot;
 pub mod sft;
@@ -16,8 +23,8 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Var};
 
+use self::adamw::{AdamW, AdamWConfig};
 use crate::error::{Error, Result};
-use crate::optim::{AdamW, AdamWConfig};
 
 /// The device `[train] device` names.
 fn device(config: &TrainConfig) -> Result<Device> {

@@ -21,13 +21,13 @@ use toolenv::rollout::{Roller, RolloutConfig};
 use toolenv::Registry;
 
 use crate::error::{Error, Result};
-use crate::grpo;
-use crate::policy::template_messages;
+use crate::model::{load, LoadedModel, TextTokenizer};
+use crate::sample::local_policy::template_messages;
 use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
+use crate::train::grpo;
 use crate::train::grpo_run::{append, permutation};
 use crate::train::update::{self, Seq};
-use crate::{load, LoadedModel, TextTokenizer};
 
 /// A conversation prefix and the assistant text that should follow it.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,10 +11,10 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 
 use crate::error::{Error, Result};
-use crate::grpo::{self, Objective, TokenTerm};
 use crate::model::{Model, DEFAULT_LOGPROB_CHUNK};
-use crate::optim::AdamW;
-use crate::sampler::common_prefix;
+use crate::sample::sampler::common_prefix;
+use crate::train::adamw::AdamW;
+use crate::train::grpo::{self, Objective, TokenTerm};
 
 /// One training sequence.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,4 +1,4 @@
-"""Reference figures for the GRPO math in trainer/src/grpo.rs, written independently in plain
+"""Reference figures for the GRPO math in trainer/src/train/grpo.rs, written independently in plain
 Python after the formulas of DeepSeekMath's GRPO, PPO's clipped objective and Schulman's k3 KL
 estimator, with torch's conventions (Bessel std, clip_grad_norm_'s 1e-6).
 

@@ -8,9 +8,9 @@
 use candle_core::{DType, Tensor};
 
 use crate::error::{Error, Result};
+use crate::model::tokenizer::TextTokenizer;
 use crate::model::{positions_of, KvCache, Model};
 use crate::rng::SplitMix64;
-use crate::tokenizer::TextTokenizer;
 
 /// How to pick tokens and when to stop.
 #[derive(Debug, Clone, PartialEq)]

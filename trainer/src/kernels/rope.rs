@@ -1,8 +1,8 @@
 //! Rotary position embedding in the Hugging Face (rotate-half) layout, as composed candle ops:
 //! `[x1, x2] -> [x1 cos - x2 sin, x2 cos + x1 sin]` per head. candle's fused `rope` passes no
-//! gradient. On the CPU the rotation is applied by [`crate::heads::to_heads`] while it moves
-//! q and k into the head layout (one pass, its own backward); this is its reference and the path
-//! other devices take.
+//! gradient. On the CPU the rotation is applied by [`super::rotary_heads::to_heads`] while it
+//! moves q and k into the head layout (one pass, its own backward); this is its reference and the
+//! path other devices take.
 
 use candle_core::{Tensor, D};
 

@@ -162,7 +162,7 @@ impl ModelConfig {
 
     /// The Hugging Face `config.json` of this model (what [`ModelConfig::from_hf_config`] and
     /// `transformers` read), with the tokenizer's special-token ids.
-    pub fn to_hf_json(&self, tokenizer: &crate::TextTokenizer) -> serde_json::Value {
+    pub fn to_hf_json(&self, tokenizer: &crate::model::TextTokenizer) -> serde_json::Value {
         let (model_type, arch) = match self.architecture {
             Architecture::Llama => ("llama", "LlamaForCausalLM"),
             Architecture::Qwen2 => ("qwen2", "Qwen2ForCausalLM"),

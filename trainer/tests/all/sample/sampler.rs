@@ -20,7 +20,7 @@ fn prompt(text: &str) -> Vec<u32> {
 
 #[test]
 fn a_kept_prefix_cache_changes_nothing() {
-    use trainer::sampler::{generate_rows, generate_rows_cached, Row};
+    use trainer::sample::sampler::{generate_rows, generate_rows_cached, Row};
     let loaded = smollm2();
     let params = SamplingParams {
         temperature: 0.0,

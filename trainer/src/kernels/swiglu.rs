@@ -11,7 +11,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_op::{self, Float, Kernel2, Kernel3};
+use crate::kernels::custom_op::{self, Float, Kernel2, Kernel3};
 
 use crate::error::{Error, Result};
 
@@ -100,7 +100,7 @@ impl CustomOp2 for SwiGlu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = cpu_op::apply2(self.name(), (s1, l1), (s2, l2), self)?;
+        let out = custom_op::apply2(self.name(), (s1, l1), (s2, l2), self)?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -136,7 +136,7 @@ impl CustomOp3 for SwiGluBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = cpu_op::apply3(self.name(), (s1, l1), (s2, l2), (s3, l3), self)?;
+        let out = custom_op::apply3(self.name(), (s1, l1), (s2, l2), (s3, l3), self)?;
         let mut dims = vec![2];
         dims.extend_from_slice(l1.dims());
         Ok((out, Shape::from(dims)))
@@ -148,7 +148,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     use super::*;
-    use crate::testing::{assert_same_values_and_gradients, max_abs_diff};
+    use crate::kernels::testing::{assert_same_values_and_gradients, max_abs_diff};
 
     #[test]
     fn matches_composed_ops_values_and_gradients() {

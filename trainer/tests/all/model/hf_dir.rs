@@ -79,7 +79,7 @@ fn full_hf_directory_loads_tokenizer_and_chat_template() {
         .unwrap();
     let reference = smollm2_reference();
     let template = {
-        let gguf = trainer::weights::GgufFile::open(&crate::common::gguf_path()).unwrap();
+        let gguf = trainer::model::weights::GgufFile::open(&crate::common::gguf_path()).unwrap();
         gguf.string("tokenizer.chat_template").unwrap().to_string()
     };
     let config = serde_json::json!({

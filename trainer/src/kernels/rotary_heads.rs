@@ -13,7 +13,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_op::{self, Float, Kernel1};
+use crate::kernels::custom_op::{self, Float, Kernel1};
 
 use crate::error::{Error, Result};
 
@@ -100,7 +100,9 @@ pub fn to_heads(
     if !fits_kernel(x) || (rope.is_some() && rotation.is_none()) {
         let heads = x.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?;
         return match rope {
-            Some(r) => crate::rope::composed(&heads, &r.cos.unsqueeze(1)?, &r.sin.unsqueeze(1)?),
+            Some(r) => {
+                crate::kernels::rope::composed(&heads, &r.cos.unsqueeze(1)?, &r.sin.unsqueeze(1)?)
+            }
             None => Ok(heads),
         };
     }
@@ -230,7 +232,7 @@ impl CustomOp1 for Heads {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = cpu_op::apply1(self.name(), (storage, layout), self)?;
+        let out = custom_op::apply1(self.name(), (storage, layout), self)?;
         Ok((out, self.out_shape()))
     }
 
@@ -255,7 +257,7 @@ fn composed_to_heads(
         .contiguous()
         .unwrap();
     match rope {
-        Some((cos, sin)) => crate::rope::composed(
+        Some((cos, sin)) => crate::kernels::rope::composed(
             &heads,
             &cos.unsqueeze(1).unwrap(),
             &sin.unsqueeze(1).unwrap(),
@@ -283,7 +285,7 @@ mod tests {
         for (rope, reference_rope) in [(Some(&tables), Some((&cos, &sin))), (None, None)] {
             let ours = to_heads(x.as_tensor(), (b, t, n, d), rope).unwrap();
             let reference = composed_to_heads(x.as_tensor(), (b, t, n, d), reference_rope);
-            crate::testing::assert_same_values_and_gradients(
+            crate::kernels::testing::assert_same_values_and_gradients(
                 ours,
                 reference,
                 &g,
@@ -307,10 +309,20 @@ mod tests {
             .unwrap()
             .reshape((b * t, n * d))
             .unwrap();
-        crate::testing::assert_same_values_and_gradients(ours, reference, &g, &[&x], 1e-15, 1e-15);
+        crate::kernels::testing::assert_same_values_and_gradients(
+            ours,
+            reference,
+            &g,
+            &[&x],
+            1e-15,
+            1e-15,
+        );
         // And the two directions undo each other.
         let back = to_heads(&from_heads(x.as_tensor()).unwrap(), (b, t, n, d), None).unwrap();
-        assert_eq!(crate::testing::max_abs_diff(&back, x.as_tensor()), 0.0);
+        assert_eq!(
+            crate::kernels::testing::max_abs_diff(&back, x.as_tensor()),
+            0.0
+        );
     }
 
     #[test]
@@ -326,11 +338,12 @@ mod tests {
         let bf_tables = RopeTables::new(bf(&cos), bf(&sin)).unwrap();
         let kernel = to_heads(&x, (b, t, n, d), Some(&tables)).unwrap();
         let fallback = to_heads(&bf(&x), (b, t, n, d), Some(&bf_tables)).unwrap();
-        let diff = crate::testing::max_abs_diff(&kernel, &fallback.to_dtype(DType::F32).unwrap());
+        let diff =
+            crate::kernels::testing::max_abs_diff(&kernel, &fallback.to_dtype(DType::F32).unwrap());
         assert!(diff < 0.05, "to_heads: {diff}");
         let back = from_heads(&fallback).unwrap();
         assert_eq!(back.dims(), [b * t, n * d]);
-        let diff = crate::testing::max_abs_diff(
+        let diff = crate::kernels::testing::max_abs_diff(
             &from_heads(&kernel).unwrap(),
             &back.to_dtype(DType::F32).unwrap(),
         );

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
-use trainer::grpo::{self, Objective, Schedule};
+use trainer::train::grpo::{self, Objective, Schedule};
 use trainer::train::update::{self, Seq};
 use trainer::{Architecture, Model, ModelConfig};
 

@@ -5,7 +5,7 @@
 //! graph. This custom op computes the softmax in one pass on the CPU and its backward needs only
 //! the output: `dx = p * (g - sum(g * p))`. Off the CPU the composed ops are used.
 
-use crate::cpu_op::{self, Float, Kernel1, Kernel2};
+use crate::kernels::custom_op::{self, Float, Kernel1, Kernel2};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor, D};
 
 use crate::error::Result;
@@ -31,10 +31,10 @@ struct SoftmaxLast;
 
 fn softmax_rows<T: Float>(src: &[T], width: usize) -> Vec<T> {
     let mut out = src.to_vec();
-    cpu_op::for_row_blocks(&mut out, width, |_, block| {
+    custom_op::for_row_blocks(&mut out, width, |_, block| {
         block
             .chunks_mut(width.max(1))
-            .for_each(cpu_op::softmax_in_place)
+            .for_each(custom_op::softmax_in_place)
     });
     out
 }
@@ -52,7 +52,7 @@ impl CustomOp1 for SoftmaxLast {
         let rows = Rows {
             width: layout.dims().last().copied().unwrap_or(1),
         };
-        let out = cpu_op::apply1(self.name(), (storage, layout), &rows)?;
+        let out = custom_op::apply1(self.name(), (storage, layout), &rows)?;
         Ok((out, layout.shape().clone()))
     }
 
@@ -112,7 +112,7 @@ fn masked_rows<T: Float>(
 ) -> Vec<T> {
     let width = width.max(1);
     let mut out = vec![T::ZERO; x.len()];
-    cpu_op::for_row_blocks(&mut out, width, |first, block| {
+    custom_op::for_row_blocks(&mut out, width, |first, block| {
         for (i, row) in block.chunks_mut(width).enumerate() {
             let r = first + i;
             let (batch, query) = (r / (groups * t), r % t);
@@ -121,7 +121,7 @@ fn masked_rows<T: Float>(
             for ((o, &v), &mv) in row.iter_mut().zip(src).zip(m) {
                 *o = v * scale + mv;
             }
-            cpu_op::softmax_in_place(row);
+            custom_op::softmax_in_place(row);
         }
     });
     out
@@ -147,7 +147,7 @@ impl CustomOp2 for MaskedSoftmax {
             groups: dims[1] * dims[2] / self.t.max(1),
             scale: self.scale,
         };
-        let out = cpu_op::apply2(self.name(), (s1, l1), (s2, l2), &kernel)?;
+        let out = custom_op::apply2(self.name(), (s1, l1), (s2, l2), &kernel)?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -174,7 +174,7 @@ struct SoftmaxBackward {
 fn softmax_backward_rows<T: Float>(grad: &[T], p: &[T], width: usize, scale: T) -> Vec<T> {
     let width = width.max(1);
     let mut out = vec![T::ZERO; p.len()];
-    cpu_op::for_row_blocks(&mut out, width, |first, block| {
+    custom_op::for_row_blocks(&mut out, width, |first, block| {
         for (i, o) in block.chunks_mut(width).enumerate() {
             let at = (first + i) * width;
             let (g, p) = (&grad[at..at + width], &p[at..at + width]);
@@ -206,7 +206,7 @@ impl CustomOp2 for SoftmaxBackward {
             width: l1.dims().last().copied().unwrap_or(1),
             scale: self.scale,
         };
-        let out = cpu_op::apply2(self.name(), (s1, l1), (s2, l2), &kernel)?;
+        let out = custom_op::apply2(self.name(), (s1, l1), (s2, l2), &kernel)?;
         Ok((out, l1.shape().clone()))
     }
 }
@@ -268,7 +268,14 @@ mod tests {
         let w = Tensor::randn(0f64, 1.0, (3, 4, 9), &dev).unwrap();
         let ours = softmax_last_dim(x.as_tensor()).unwrap();
         let reference = composed(x.as_tensor()).unwrap();
-        crate::testing::assert_same_values_and_gradients(ours, reference, &w, &[&x], 1e-14, 1e-14);
+        crate::kernels::testing::assert_same_values_and_gradients(
+            ours,
+            reference,
+            &w,
+            &[&x],
+            1e-14,
+            1e-14,
+        );
     }
 
     #[test]
@@ -285,7 +292,14 @@ mod tests {
             .broadcast_add(&mask.unsqueeze(1).unwrap())
             .unwrap();
         let reference = composed(&shifted).unwrap();
-        crate::testing::assert_same_values_and_gradients(ours, reference, &w, &[&x], 1e-14, 1e-14);
+        crate::kernels::testing::assert_same_values_and_gradients(
+            ours,
+            reference,
+            &w,
+            &[&x],
+            1e-14,
+            1e-14,
+        );
     }
 
     #[test]
@@ -306,7 +320,7 @@ mod tests {
         .unwrap()
         .reshape((b, kv, r * t, total))
         .unwrap();
-        crate::testing::assert_same_values_and_gradients(
+        crate::kernels::testing::assert_same_values_and_gradients(
             grouped,
             per_head,
             &w,
@@ -334,7 +348,7 @@ mod tests {
         .unwrap()
         .to_dtype(DType::F32)
         .unwrap();
-        let diff = crate::testing::max_abs_diff(&kernel, &fallback);
+        let diff = crate::kernels::testing::max_abs_diff(&kernel, &fallback);
         assert!(diff < 0.02, "{diff}");
     }
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
 
-use crate::config::{Architecture, ModelConfig};
 use crate::error::{Error, Result};
+use crate::model::config::{Architecture, ModelConfig};
 
 /// An opened GGUF file: its metadata and tensor directory (tensor data is read on demand).
 pub struct GgufFile {

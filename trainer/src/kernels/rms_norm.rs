@@ -9,7 +9,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use crate::cpu_op::{self, Float, Kernel2, Kernel3};
+use crate::kernels::custom_op::{self, Float, Kernel2, Kernel3};
 
 use crate::error::{Error, Result};
 
@@ -52,7 +52,7 @@ impl Kernel2 for RmsNorm {
 fn norm_rows<T: Float>(x: &[T], w: &[T], eps: f64) -> Vec<T> {
     let width = w.len().max(1);
     let mut out = vec![T::ZERO; x.len()];
-    cpu_op::for_row_blocks(&mut out, width, |first, block| {
+    custom_op::for_row_blocks(&mut out, width, |first, block| {
         let src = &x[first * width..];
         for (row, src) in block.chunks_mut(width).zip(src.chunks(width)) {
             // Accumulate in f64: the mean of squares is the numerically delicate part.
@@ -78,7 +78,7 @@ impl CustomOp2 for RmsNorm {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = cpu_op::apply2(self.name(), (s1, l1), (s2, l2), self)?;
+        let out = custom_op::apply2(self.name(), (s1, l1), (s2, l2), self)?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -117,7 +117,7 @@ fn backward_rows<T: Float>(grad: &[T], x: &[T], w: &[T], eps: f64) -> Vec<T> {
     let width = w.len().max(1);
     let mut out = vec![T::ZERO; x.len() + w.len()];
     let (dx, dw_out) = out.split_at_mut(x.len());
-    let block = cpu_op::rows_per_task(width) * width;
+    let block = custom_op::rows_per_task(width) * width;
     let dw = dx
         .par_chunks_mut(block)
         .zip(x.par_chunks(block))
@@ -171,7 +171,7 @@ impl CustomOp3 for RmsNormBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = cpu_op::apply3(self.name(), (s1, l1), (s2, l2), (s3, l3), self)?;
+        let out = custom_op::apply3(self.name(), (s1, l1), (s2, l2), (s3, l3), self)?;
         let len = l2.shape().elem_count() + l3.shape().elem_count();
         Ok((out, Shape::from(len)))
     }
@@ -194,7 +194,7 @@ mod tests {
             let g = Tensor::randn(0f64, 1.0, (2, rows, 8), &dev).unwrap();
             let ours = rms_norm(x.as_tensor(), w.as_tensor(), 1e-5).unwrap();
             let reference = composed(x.as_tensor(), w.as_tensor(), 1e-5).unwrap();
-            crate::testing::assert_same_values_and_gradients(
+            crate::kernels::testing::assert_same_values_and_gradients(
                 ours,
                 reference,
                 &g,

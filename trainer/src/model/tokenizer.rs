@@ -17,9 +17,9 @@ use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
-use crate::chat::{ChatTemplate, Message};
 use crate::error::{Error, Result};
-use crate::weights::GgufFile;
+use crate::model::chat_template::{ChatTemplate, Message};
+use crate::model::weights::GgufFile;
 
 /// GGUF token type of control tokens (`<|im_start|>`, ...); they are matched whole in text.
 const GGUF_CONTROL: i64 = 3;

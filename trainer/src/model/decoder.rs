@@ -3,9 +3,9 @@
 //! candle's fused `rms_norm`, `rope`, `softmax_last_dim` and `sdpa` kernels have no backward pass
 //! (gradients silently stop at them), so the RMS norm, the head layout with the rotary embedding,
 //! the attention softmax and the SwiGLU activation here are our own one-pass CPU custom ops with a
-//! backward ([`crate::norm`], [`crate::heads`], [`crate::softmax`], [`crate::swiglu`]; composed
-//! ops on other devices). Decoding's projections use [`crate::few_rows`]. Hidden states are
-//! `[b*t, hidden]` inside the layers. Weights live in a [`VarMap`] under Hugging
+//! backward (in [`crate::kernels`]: `rms_norm`, `rotary_heads`, `softmax`, `swiglu`; composed
+//! ops on other devices). Decoding's projections use [`crate::kernels::decode_matmul`]. Hidden
+//! states are `[b*t, hidden]` inside the layers. Weights live in a [`VarMap`] under Hugging
 //! Face names (`model.layers.0.self_attn.q_proj.weight`, ...) so an optimizer can update them in
 //! place and checkpoints look like HF ones.
 
@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::VarMap;
 
-use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::model::config::ModelConfig;
 use crate::rng::SplitMix64;
 
 /// Additive mask value for disallowed keys. Finite (not -inf) so a query whose keys are all
@@ -61,7 +61,7 @@ enum Kernels {
 
 fn norm(x: &Tensor, weight: &Tensor, eps: f64, kernels: Kernels) -> Result<Tensor> {
     match kernels {
-        Kernels::Differentiable => crate::norm::rms_norm(x, weight, eps),
+        Kernels::Differentiable => crate::kernels::rms_norm::rms_norm(x, weight, eps),
         Kernels::Fused => Ok(candle_nn::ops::rms_norm(
             &x.contiguous()?,
             weight,
@@ -71,14 +71,15 @@ fn norm(x: &Tensor, weight: &Tensor, eps: f64, kernels: Kernels) -> Result<Tenso
 }
 
 /// `x @ w^T` for `x` `[rows, in]` and `w` `[out, in]`. With few rows (decoding) and no gradient
-/// wanted, the weight-streaming kernel of [`crate::few_rows`] (at 8 rows 2-5x faster than GEMM).
+/// wanted, the weight-streaming kernel of [`crate::kernels::decode_matmul`] (at 8 rows 2-5x faster
+/// than GEMM).
 /// Otherwise with few rows candle's GEMM is several times faster as `(w @ x^T)^T` (measured: 9 vs
 /// 49 ms for the 49k-row output projection at 8 rows); with many rows (training) the direct form
 /// is as fast and needs no transpose copy.
 fn project(x: &Tensor, w: &Tensor, kernels: Kernels) -> Result<Tensor> {
     let (rows, _) = x.dims2()?;
-    if kernels == Kernels::Fused && crate::few_rows::applies(x, w) {
-        crate::few_rows::matmul_t(x, w)
+    if kernels == Kernels::Fused && crate::kernels::decode_matmul::applies(x, w) {
+        crate::kernels::decode_matmul::matmul_t(x, w)
     } else if rows <= SMALL_BATCH_ROWS {
         Ok(w.matmul(&x.t()?)?.t()?)
     } else {
@@ -310,7 +311,7 @@ impl KvCache {
 /// Position ids and attention mask of one forward call.
 struct Frame {
     /// `[b, t, head_dim/2]` rotary tables for the new positions.
-    rope: crate::heads::RopeTables,
+    rope: crate::kernels::rotary_heads::RopeTables,
     /// `[b, t, past+t]` additive mask (0 allowed, [`MASK_VALUE`] blocked).
     mask: Tensor,
 }
@@ -572,7 +573,7 @@ impl Model {
         }
         let hidden = hidden.reshape((n, h))?;
         let targets = targets.reshape(n)?;
-        crate::logprobs::chunked_logprobs(&hidden, &self.lm_head, &targets, chunk)
+        crate::kernels::token_logprobs::chunked_logprobs(&hidden, &self.lm_head, &targets, chunk)
     }
 
     /// One incremental step for generation: runs `ids` (`[b, t]`) after the positions in `cache`,
@@ -638,7 +639,7 @@ impl Model {
         }
         let mask = Tensor::from_vec(mask, (b, t, total), &self.device)?.to_dtype(self.dtype)?;
         Ok(Frame {
-            rope: crate::heads::RopeTables::new(cos, sin)?,
+            rope: crate::kernels::rotary_heads::RopeTables::new(cos, sin)?,
             mask,
         })
     }
@@ -684,17 +685,17 @@ impl Model {
             };
             let h = norm(&x, &layer.input_norm, c.rms_norm_eps, kernels)?;
             let rope = Some(&frame.rope);
-            let q = crate::heads::to_heads(
+            let q = crate::kernels::rotary_heads::to_heads(
                 &layer.q.forward(&h, kernels)?,
                 (b, t, c.num_heads, c.head_dim),
                 rope,
             )?;
-            let k = crate::heads::to_heads(
+            let k = crate::kernels::rotary_heads::to_heads(
                 &layer.k.forward(&h, kernels)?,
                 (b, t, c.num_kv_heads, c.head_dim),
                 rope,
             )?;
-            let v = crate::heads::to_heads(
+            let v = crate::kernels::rotary_heads::to_heads(
                 &layer.v.forward(&h, kernels)?,
                 (b, t, c.num_kv_heads, c.head_dim),
                 None,
@@ -710,7 +711,7 @@ impl Model {
             let scores = q.matmul(&k.t()?)?;
             let probs = match kernels {
                 Kernels::Differentiable => {
-                    crate::softmax::masked_softmax(&scores, &frame.mask, scale)?
+                    crate::kernels::softmax::masked_softmax(&scores, &frame.mask, scale)?
                 }
                 Kernels::Fused => {
                     let x = (scores.reshape((b, c.num_heads, t, total))? * scale)?
@@ -723,7 +724,7 @@ impl Model {
                     ))?
                 }
             };
-            let attn = crate::heads::from_heads(&probs.matmul(&v)?.reshape((
+            let attn = crate::kernels::rotary_heads::from_heads(&probs.matmul(&v)?.reshape((
                 b,
                 c.num_heads,
                 t,
@@ -736,7 +737,7 @@ impl Model {
                 layer.up.forward(&h, kernels)?,
             );
             let mlp = match kernels {
-                Kernels::Differentiable => crate::swiglu::swiglu(&gate, &up)?,
+                Kernels::Differentiable => crate::kernels::swiglu::swiglu(&gate, &up)?,
                 Kernels::Fused => (gate.silu()? * up)?,
             };
             x = (x + layer.down.forward(&mlp, kernels)?)?;

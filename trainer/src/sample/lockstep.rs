@@ -8,7 +8,7 @@
 //! in episode order, each row with its own seed derived from (episode, turn). The batches, and so
 //! the tokens, are the same from run to run whatever the scheduling, which checkpoint resume
 //! relies on. The shared system prompt is computed once per batch (see
-//! [`crate::sampler::generate_rows`]).
+//! [`crate::sample::sampler::generate_rows`]).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -18,9 +18,10 @@ use toolenv::policy::{
     EpisodeGuard, Policy, PolicyError, PolicyTurn, TurnRequest, TurnTokens, Usage,
 };
 
-use crate::policy::{model_error, template_messages};
-use crate::sampler::{generate_rows_cached, row_seed, PrefixCache, Row};
-use crate::{FinishReason, LoadedModel, SamplingParams};
+use crate::model::LoadedModel;
+use crate::sample::local_policy::{model_error, template_messages};
+use crate::sample::sampler::{generate_rows_cached, row_seed, PrefixCache, Row};
+use crate::sample::sampler::{FinishReason, SamplingParams};
 
 /// Counters of the sampling done since the last [`BatchedPolicy::take_stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

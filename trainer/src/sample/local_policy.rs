@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use toolenv::chat::Role;
 use toolenv::policy::{Policy, PolicyError, PolicyTurn, TurnRequest, TurnTokens, Usage};
 
-use crate::{generate, FinishReason, LoadedModel, Message, SamplingParams};
+use crate::model::{LoadedModel, Message};
+use crate::sample::sampler::{generate, FinishReason, SamplingParams};
 
 /// A loaded model that writes assistant turns.
 pub struct LocalPolicy {

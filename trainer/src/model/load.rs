@@ -6,11 +6,11 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::model::config::ModelConfig;
+use crate::model::tokenizer::TextTokenizer;
+use crate::model::weights::{load_hf_dir, GgufFile};
 use crate::model::Model;
-use crate::tokenizer::TextTokenizer;
-use crate::weights::{load_hf_dir, GgufFile};
 
 /// A model with its tokenizer.
 pub struct LoadedModel {
