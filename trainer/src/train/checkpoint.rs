@@ -248,7 +248,7 @@ pub fn restore(path: &Path, model: &Model, optimizer: &mut AdamW) -> Result<Trai
 
 /// Writes `model` as a Hugging Face directory (`config.json`, `model.safetensors`,
 /// `tokenizer.json`, `tokenizer_config.json` with the chat template, `generation_config.json`)
-/// that `transformers` and [`crate::model::load`] read back. Atomic like a checkpoint.
+/// that `transformers` and [`crate::model::load()`] read back. Atomic like a checkpoint.
 pub fn export_hf(dir: &Path, model: &Model, tokenizer: &TextTokenizer) -> Result<()> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io(parent))?;

@@ -46,5 +46,9 @@ fn no_room_reaches_up() {
         }
     }
     assert!(files_read >= 15, "only {files_read} files read");
-    assert!(reaches.is_empty(), "code that reaches up:\n{}", reaches.join("\n"));
+    assert!(
+        reaches.is_empty(),
+        "code that reaches up:\n{}",
+        reaches.join("\n")
+    );
 }
