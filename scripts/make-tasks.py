@@ -8,15 +8,19 @@ conversions, facts read from the search results) and the script fails loudly on 
 disagreement, on any call that errors, and on any search that misses the document a question
 depends on. Deterministic: a fixed seed, no clock, no network.
 
-Usage: scripts/make-tasks.py [--check]   (build first: ./tools/build.sh and
-       cargo build --release -p toolenv; the binary is looked for in $CARGO_TARGET_DIR or target/)
---check regenerates in memory and fails if the committed files differ.
+Usage: scripts/make-tasks.py [--check] [--seed N] [--out DIR]
+       (build first: ./tools/build.sh and cargo build --release -p toolenv; the binary is $TOOLENV,
+       else looked for in $CARGO_TARGET_DIR or target/)
+--check regenerates in memory and fails if the files in DIR differ.
+--seed N draws another set of tasks of the same kinds and counts (default: the committed set's);
+--out DIR writes train.jsonl and test.jsonl there (default: env/data/tasks).
 
 Rounding rule: a question whose exact answer is not an integer says "rounded to 2 decimals"; the
 answer is the tool's printed value rounded half-up at 2 decimals, trailing zeros dropped. Values
 that sit on a rounding tie (to 1e-4) are never chosen, so half-up and half-even agree.
 """
 
+import argparse
 import json
 import os
 import random
@@ -812,6 +816,8 @@ def multi_tasks(rng, count):
 
 
 def toolenv_command():
+    if os.environ.get("TOOLENV"):
+        return [os.environ["TOOLENV"]]
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
     binary = os.path.join(target, "release", "toolenv")
     if os.access(binary, os.X_OK):
@@ -852,8 +858,8 @@ PREFIX = {"arithmetic": "calc", "unit_conversion": "conv", "kv_store": "kv", "se
 COUNTS = {"arithmetic": 60, "unit_conversion": 50, "kv_store": 45, "search": 45, "multi_tool": 50}
 
 
-def build():
-    rng = random.Random(SEED)
+def build(seed):
+    rng = random.Random(seed)
     drafts = (arithmetic_tasks(rng, COUNTS["arithmetic"])
               + conversion_tasks(rng, COUNTS["unit_conversion"])
               + kv_tasks(rng, COUNTS["kv_store"])
@@ -887,7 +893,7 @@ def build():
         })
     # Stratified split: the same fraction of each kind goes to test.
     train, test = [], []
-    split_rng = random.Random(SEED + 1)
+    split_rng = random.Random(seed + 1)
     for kind in PREFIX:
         of_kind = [r for r in rows if r["kind"] == kind]
         n_test = round(len(of_kind) * TEST_FRACTION)
@@ -902,19 +908,31 @@ def render(rows):
 
 
 def main():
-    check = "--check" in sys.argv[1:]
-    train, test = build()
+    parser = argparse.ArgumentParser(description="Build the executable task set.")
+    parser.add_argument("--check", action="store_true",
+                        help="fail if the files in --out differ from what the generator builds")
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help=f"seed of the draw (default {SEED}: the committed set)")
+    parser.add_argument("--out", default=OUT_DIR,
+                        help="directory for train.jsonl and test.jsonl (default env/data/tasks)")
+    args = parser.parse_args()
+    train, test = build(args.seed)
     outputs = {"train.jsonl": render(train), "test.jsonl": render(test)}
-    if check:
+    if args.check:
         for name, text in outputs.items():
-            with open(os.path.join(OUT_DIR, name), encoding="utf-8") as f:
-                if f.read() != text:
-                    fail(f"{name} differs from what the generator builds: rerun it")
-        print("make-tasks: committed files are up to date")
+            path = os.path.join(args.out, name)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    same = f.read() == text
+            except OSError as e:
+                fail(f"{path}: {e}")
+            if not same:
+                fail(f"{path} differs from what the generator builds: rerun it")
+        print(f"make-tasks: {args.out} is up to date")
         return
-    os.makedirs(OUT_DIR, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
     for name, text in outputs.items():
-        with open(os.path.join(OUT_DIR, name), "w", encoding="utf-8") as f:
+        with open(os.path.join(args.out, name), "w", encoding="utf-8") as f:
             f.write(text)
     for split, rows in (("train", train), ("test", test)):
         counts = {}

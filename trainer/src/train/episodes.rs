@@ -100,6 +100,8 @@ pub struct Scored {
     pub terms: BTreeMap<String, f64>,
     /// Whether the final answer was right (executable tasks).
     pub correct: Option<bool>,
+    /// The task's kind (executable tasks), for accuracy per kind.
+    pub kind: Option<&'static str>,
     /// Token sequences to train on (one per assistant turn).
     pub sequences: Vec<TokenSequence>,
     /// Assistant turns.
@@ -172,6 +174,7 @@ async fn run_one(
     };
     match prompt {
         Prompt::Task(task) => {
+            scored.kind = Some(task.kind.name());
             let ep = episode_task(task);
             let tool_seed = seed.wrapping_add(episode as u64);
             match roller.run(policy, &ep, episode as u64, tool_seed).await {
@@ -258,6 +261,9 @@ pub struct EvalFigures {
     pub samples: usize,
     /// Answer accuracy in percent (executable tasks only).
     pub accuracy: Option<f64>,
+    /// Answer accuracy in percent per task kind (executable tasks only).
+    #[serde(default)]
+    pub accuracy_by_kind: BTreeMap<String, f64>,
     /// Mean training reward.
     pub mean_reward: f64,
     /// Mean of every term.
@@ -271,15 +277,25 @@ pub fn figures(scored: &[Scored]) -> EvalFigures {
     let n = scored.len().max(1) as f64;
     let judged: Vec<bool> = scored.iter().filter_map(|s| s.correct).collect();
     let mut terms: BTreeMap<String, f64> = BTreeMap::new();
+    let mut kinds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for s in scored {
         for (k, v) in &s.terms {
             *terms.entry(k.clone()).or_default() += v / n;
+        }
+        if let (Some(kind), Some(correct)) = (s.kind, s.correct) {
+            let (right, all) = kinds.entry(kind.to_string()).or_default();
+            *right += usize::from(correct);
+            *all += 1;
         }
     }
     EvalFigures {
         samples: scored.len(),
         accuracy: (!judged.is_empty())
             .then(|| 100.0 * judged.iter().filter(|&&c| c).count() as f64 / judged.len() as f64),
+        accuracy_by_kind: kinds
+            .into_iter()
+            .map(|(kind, (right, all))| (kind, 100.0 * right as f64 / all as f64))
+            .collect(),
         mean_reward: scored.iter().map(|s| s.reward).sum::<f64>() / n,
         terms,
         errors: scored.iter().filter(|s| s.error.is_some()).count(),

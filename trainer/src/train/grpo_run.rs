@@ -71,9 +71,11 @@ pub struct GrpoRun {
 }
 
 impl GrpoRun {
-    /// Sets up a run from the file at `config_path`: loads the environment, the data and the
-    /// model (or the latest checkpoint with `resume`).
+    /// Sets up a run from the file at `config_path`: trains the SFT warm start first if it is
+    /// configured and missing ([`super::sft::ensure_warm_start`]), then loads the environment, the
+    /// data and the model (or the latest checkpoint with `resume`).
     pub fn new(config: TrainConfig, options: &RunOptions) -> Result<Self> {
+        super::sft::ensure_warm_start(&config, options.progress)?;
         let config_text =
             std::fs::read_to_string(&config.path).map_err(|e| Error::io(config.path.clone(), e))?;
         let device = super::device(&config)?;
@@ -528,7 +530,7 @@ fn load_start(start: &Path, base: &Path, device: &Device) -> Result<LoadedModel>
     if !start.exists() {
         return Err(Error::MissingFile {
             path: start.to_path_buf(),
-            what: "the starting model (run `trainer sft` first if it is its export)".into(),
+            what: "the starting model (`[grpo] start_from`; only `<[sft] out>/model` is trained when missing)".into(),
         });
     }
     load(start, DType::F32, device)

@@ -1,7 +1,8 @@
 //! Training: the GRPO objective as pure functions ([`grpo`]), the AdamW optimizer ([`adamw`]),
 //! one update from token sequences ([`update`]), scored episodes ([`episodes`]), the GRPO and SFT
-//! runs ([`grpo_run`], [`sft`]), checkpoints and exports ([`checkpoint`]), plots ([`plot`]) and the
-//! training tables of the environment file ([`config`]).
+//! runs ([`grpo_run`], [`sft`]), checkpoints and exports ([`checkpoint`]), plots ([`plot`]), the
+//! before/after table of a run ([`report`]) and the training tables of the environment file
+//! ([`config`]).
 //!
 //! The top room: it samples through `crate::sample` and differentiates through `crate::model`;
 //! nothing below it may depend on it.
@@ -13,6 +14,7 @@ pub mod episodes;
 pub mod grpo;
 pub mod grpo_run;
 pub mod plot;
+pub mod report;
 pub mod sft;
 pub mod update;
 

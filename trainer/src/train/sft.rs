@@ -153,6 +153,29 @@ pub fn tokenize(tokenizer: &TextTokenizer, example: &Example) -> Result<Seq> {
     })
 }
 
+/// Trains the warm start of a GRPO run when it is missing: if `[grpo] start_from` is this
+/// config's own SFT export (`<[sft] out>/model`) and does not exist yet, runs SFT as configured
+/// and returns the model directory it wrote. `None` when there is nothing to train: no warm start
+/// configured, or it is already there (a finished SFT is reused; its export is atomic, so an
+/// interrupted one is trained again). A missing `start_from` elsewhere is the GRPO run's error.
+pub fn ensure_warm_start(config: &TrainConfig, progress: bool) -> Result<Option<PathBuf>> {
+    let Some(start) = &config.grpo.start_from else {
+        return Ok(None);
+    };
+    // Compared by components: `a/b/` and `a/./b` name the same directory.
+    let own_export = start
+        .components()
+        .eq(config.sft.out.join("model").components());
+    if start.exists() || !own_export {
+        return Ok(None);
+    }
+    eprintln!(
+        "trainer grpo: the warm start {} is missing: training it first ([sft])",
+        start.display()
+    );
+    run(config, None, progress).map(Some)
+}
+
 /// Runs SFT as configured; writes `<out>/metrics.jsonl` and the model to `<out>/model`.
 pub fn run(config: &TrainConfig, steps: Option<u64>, progress: bool) -> Result<PathBuf> {
     let device = super::device(config)?;

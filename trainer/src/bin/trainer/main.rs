@@ -72,7 +72,8 @@ enum Command {
     Eval(LocalEvalArgs),
     /// Train with GRPO on the environment's tasks, as `[model]`, `[data]`, `[rollout]`,
     /// `[reward]`, `[optimizer]`, `[grpo]`, `[eval]`, `[checkpoints]` and `[train]` of the file
-    /// say.
+    /// say. A missing `[grpo] start_from` that is the `[sft]` export is trained first; the run
+    /// ends with a held-out evaluation and a before/after table.
     Grpo {
         /// The environment file with the training tables.
         #[arg(long, default_value = "env/config.toml")]
@@ -218,17 +219,16 @@ fn run(cli: Cli) -> Result<()> {
                 progress: true,
             };
             let mut run = trainer::train::GrpoRun::new(config, &options)?;
-            let last = run.run(true)?;
-            if let Some(f) = last {
-                println!(
-                    "step {}: held-out accuracy {} | mean reward {:.4} ({} samples)",
-                    run.step(),
-                    f.accuracy.map_or("-".into(), |a| format!("{a:.2}%")),
-                    f.mean_reward,
-                    f.samples
+            run.run(true)?;
+            let evals = trainer::train::report::read_evals(run.out())?;
+            if let (Some(first), Some(last)) = (evals.first(), evals.last()) {
+                print!(
+                    "{}",
+                    trainer::train::report::before_after_table(first, last)
                 );
             }
             println!("model: {}", run.out().join("model").display());
+            println!("plots: {}", run.out().join("plots/training.png").display());
         }
         Command::Sft { env, steps } => {
             let config = trainer::train::TrainConfig::read(&env)?;

@@ -439,3 +439,61 @@ fn two_steps_change_the_weights_and_resume_reproduces_the_run() {
     assert_eq!(weights(&wa.model), weights(&wb.model));
     assert_ne!(weights(&wa.model), before);
 }
+
+#[test]
+fn a_missing_warm_start_is_trained_first_then_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tiny_hf_dir(tmp.path());
+    let sft_out = tmp.path().join("sft");
+    let config = |dir: &Path| {
+        let mut c = run_config(dir, &model_dir, 1);
+        c.grpo.start_from = Some(sft_out.join("model"));
+        c.sft.out = sft_out.clone();
+        c.sft.steps = 1;
+        c.sft.batch_size = 2;
+        c.sft.micro_batch = 2;
+        c.sft.limit = Some(2);
+        c
+    };
+    let opts = trainer::train::RunOptions::default();
+    let first = tmp.path().join("first");
+    std::fs::create_dir_all(&first).unwrap();
+    let run = trainer::train::GrpoRun::new(config(&first), &opts).unwrap();
+    // SFT ran (one step) and exported the warm start, and the run starts from that export.
+    let sft_metrics = std::fs::read_to_string(sft_out.join("metrics.jsonl")).unwrap();
+    assert_eq!(sft_metrics.lines().count(), 1);
+    let warm = trainer::load(&sft_out.join("model"), DType::F32, &Device::Cpu).unwrap();
+    let base = trainer::load(&model_dir, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(weights(run.model()), weights(&warm.model));
+    assert_ne!(weights(&warm.model), weights(&base.model));
+    drop(run);
+
+    // The next run finds it and trains nothing: SFT's output is left as it was.
+    let written = std::fs::metadata(sft_out.join("metrics.jsonl"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let second = tmp.path().join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    let run = trainer::train::GrpoRun::new(config(&second), &opts).unwrap();
+    assert_eq!(weights(run.model()), weights(&warm.model));
+    let again = std::fs::metadata(sft_out.join("metrics.jsonl"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(written, again);
+    assert!(
+        trainer::train::sft::ensure_warm_start(&config(&second), false)
+            .unwrap()
+            .is_none()
+    );
+
+    // A missing start elsewhere is not the SFT export: it is an error naming it, not trained.
+    let mut elsewhere = config(&second);
+    elsewhere.grpo.start_from = Some(tmp.path().join("nowhere/model"));
+    let e = trainer::train::GrpoRun::new(elsewhere, &opts)
+        .err()
+        .expect("missing start refused")
+        .to_string();
+    assert!(e.contains("nowhere/model"), "{e}");
+}
