@@ -452,18 +452,16 @@ impl GrpoRun {
     }
 
     /// Runs to the last step with a progress bar, metrics, evaluations, plots, checkpoints and
-    /// the final export. Returns the last evaluation.
-    pub fn run(&mut self, progress: bool) -> Result<Option<EvalFigures>> {
+    /// the final export. Every evaluation is in `<out>/eval.jsonl` (see [`super::report`]).
+    pub fn run(&mut self, progress: bool) -> Result<()> {
         let metrics_path = self.out.join("metrics.jsonl");
         let eval_path = self.out.join("eval.jsonl");
         // A resumed run rewrites the lines of steps after its checkpoint.
         truncate_after(&metrics_path, self.step)?;
         truncate_after(&eval_path, self.step)?;
-        let mut last_eval = None;
         if self.step == 0 && self.config.eval.at_start {
             let f = self.evaluate();
             append(&eval_path, &json!({"step": 0, "eval": f}))?;
-            last_eval = Some(f);
         }
         let bar = progress.then(|| {
             let bar = super::progress_bar(self.total_steps);
@@ -495,7 +493,6 @@ impl GrpoRun {
                         f.mean_reward
                     ));
                 }
-                last_eval = Some(f);
                 crate::train::plot::plot_run(&self.out)?;
             }
             let every = self.config.checkpoints.every;
@@ -512,7 +509,7 @@ impl GrpoRun {
             &self.loaded.model,
             &self.loaded.tokenizer,
         )?;
-        Ok(last_eval)
+        Ok(())
     }
 }
 
