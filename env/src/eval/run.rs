@@ -200,7 +200,7 @@ async fn evaluate_one<P: Policy>(
     index: usize,
     sample: &Sample,
 ) -> SampleResult {
-    let _episode = policy.begin_episode();
+    let _episode = policy.begin_episode(index as u64);
     let mut result = SampleResult {
         id: sample.id().to_string(),
         format: sample.format().name().to_string(),

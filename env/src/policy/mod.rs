@@ -139,8 +139,10 @@ pub trait Policy: Send + Sync {
     /// Called as an episode starts; the guard is held until the episode ends. A policy that
     /// batches the turns of concurrent episodes in lockstep counts the live episodes with it (a
     /// batch waits for every live episode, and an ended one must stop being waited for). Others
-    /// need nothing.
-    fn begin_episode(&self) -> EpisodeGuard {
+    /// need nothing. `episode` is the id its turns will carry ([`TurnRequest::episode`]), so a
+    /// policy that keeps state per episode (a KV cache) can free it when the guard drops.
+    fn begin_episode(&self, episode: u64) -> EpisodeGuard {
+        let _ = episode;
         EpisodeGuard::default()
     }
 }

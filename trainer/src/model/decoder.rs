@@ -279,6 +279,37 @@ impl KvCache {
         Ok(KvCache { layers })
     }
 
+    /// The batch-1 cache of row `row` holding only the cached positions `keep` (ascending), in a
+    /// buffer of its own: what a sequence of a finished batch carries into its next turn, its
+    /// padding and masked steps left out, without keeping the batch's buffers alive.
+    pub fn select_row(&self, row: usize, keep: &[u32]) -> Result<KvCache> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| {
+                layer
+                    .as_ref()
+                    .map(|l| -> Result<LayerCache> {
+                        let device = l.k.device();
+                        let index = Tensor::new(keep, device)?;
+                        let pick = |t: &Tensor| -> Result<Tensor> {
+                            Ok(t.narrow(0, row, 1)?
+                                .contiguous()?
+                                .index_select(&index, 2)?
+                                .contiguous()?)
+                        };
+                        Ok(LayerCache {
+                            k: pick(&l.k)?,
+                            v: pick(&l.v)?,
+                            spare: None,
+                        })
+                    })
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers })
+    }
+
     /// A cache of batch size `b` whose every row is this batch-1 cache. Differentiable: the
     /// gradients of the `b` rows flow back summed into the shared entries.
     pub fn repeat_batch(&self, b: usize) -> Result<KvCache> {
@@ -762,7 +793,7 @@ fn check_mask(mask: &[Vec<bool>], b: usize, t: usize) -> Result<()> {
 
 /// Position ids that count only real tokens (HF: `cumsum(mask) - 1`, padding at 0), starting
 /// after `offset` real tokens.
-pub(crate) fn positions_of(valid: &[bool], offset: u32) -> Vec<u32> {
+fn positions_of(valid: &[bool], offset: u32) -> Vec<u32> {
     let mut next = offset;
     valid
         .iter()

@@ -17,7 +17,6 @@ pub mod weights;
 
 pub use chat_template::{ChatTemplate, Message};
 pub use config::{Architecture, ModelConfig};
-pub(crate) use decoder::positions_of;
 pub use decoder::{random_weights, KvCache, Model, DEFAULT_LOGPROB_CHUNK};
 pub use load::{load, load_weights, LoadedModel};
 pub use tokenizer::TextTokenizer;

@@ -7,8 +7,15 @@
 //! still running has asked for its turn, so turn `k` of every live episode is sampled together,
 //! in episode order, each row with its own seed derived from (episode, turn). The batches, and so
 //! the tokens, are the same from run to run whatever the scheduling, which checkpoint resume
-//! relies on. The shared system prompt is computed once per batch (see
-//! [`crate::sample::sampler::generate_rows`]).
+//! relies on.
+//!
+//! Prefill costs only what is new, as prefix caching does in SGLang and vLLM: the shared system
+//! prompt is computed once per policy, the copies of a group's prompt once per batch, and each
+//! episode keeps its keys and values from turn to turn, so a later turn feeds only the last
+//! sampled token, the end of the assistant message, the observation and the next header. Those
+//! tokens are the turn's `context` (with `restart: false`), so an episode's training sequence is
+//! exactly the tokens the model saw and wrote, in order. A conversation that is not the previous
+//! one extended (the paper style re-renders the history) starts over from its whole prompt.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -18,9 +25,11 @@ use toolenv::policy::{
     EpisodeGuard, Policy, PolicyError, PolicyTurn, TurnRequest, TurnTokens, Usage,
 };
 
-use crate::model::LoadedModel;
+use std::collections::HashMap;
+
+use crate::model::{KvCache, LoadedModel, Message};
 use crate::sample::local_policy::{model_error, template_messages};
-use crate::sample::sampler::{generate_rows_cached, row_seed, PrefixCache, Row};
+use crate::sample::sampler::{generate_continuations, row_seed, Continuation, PrefixCache};
 use crate::sample::sampler::{FinishReason, SamplingParams};
 
 /// Counters of the sampling done since the last [`BatchedPolicy::take_stats`].
@@ -32,8 +41,18 @@ pub struct SamplingStats {
     pub turns: u64,
     /// Tokens generated.
     pub generated_tokens: u64,
-    /// Prompt tokens fed.
+    /// Prompt tokens of the turns: each turn's whole rendered conversation, what a sampler
+    /// without any cache would prefill.
     pub prompt_tokens: u64,
+    /// Context tokens new to each episode (a first turn's prompt, a later turn's observation
+    /// and template tokens): the turns' `context`.
+    pub context_tokens: u64,
+    /// Tokens actually run through the model before decoding (the shared prefix and a group's
+    /// prompt once, then only what each episode has not fed).
+    pub prefilled_tokens: u64,
+    /// Turns that could not go on from their episode's cache and prefilled their whole prompt
+    /// (first turns are not counted).
+    pub restarts: u64,
     /// Sum over generated tokens of the entropy of the model's distribution (nats).
     pub entropy_sum: f64,
     /// Wall time spent inside the sampler, seconds.
@@ -56,6 +75,20 @@ struct Shared {
     /// The shared prompt prefix's keys and values, reused by every batch of this policy (the
     /// weights do not change while a policy samples; the trainer makes a new one per step).
     prefix: Mutex<Option<PrefixCache>>,
+    /// What each live episode's model has seen, kept between its turns.
+    memory: Mutex<HashMap<u64, Memory>>,
+}
+
+/// An episode's state between turns.
+struct Memory {
+    /// The conversation as the model saw it, with its last reply appended.
+    messages: Vec<Message>,
+    /// Keys and values of every token fed so far.
+    cache: KvCache,
+    /// Sampled tokens not yet fed (the last one of the reply).
+    unfed: Vec<u32>,
+    /// The reply ended with the end-of-turn token.
+    ended_with_eos: bool,
 }
 
 #[derive(Default)]
@@ -68,19 +101,30 @@ struct State {
 struct Pending {
     episode: u64,
     turn: u64,
-    prompt: Vec<u32>,
+    /// The conversation rendered for this turn.
+    messages: Vec<Message>,
+    /// Its whole prompt length in tokens.
+    prompt_tokens: usize,
+    /// What to feed: after `cache` when there is one, else the whole prompt.
+    new: Vec<u32>,
+    cache: Option<KvCache>,
+    /// The turn's `context` (the whole prompt on a restart).
+    context: Vec<u32>,
+    restart: bool,
     max_new_tokens: usize,
     reply: oneshot::Sender<Result<PolicyTurn, PolicyError>>,
 }
 
 /// Membership of one episode in a round; dropping it (the episode ended, or failed) lets the
-/// remaining episodes' batches launch without it.
+/// remaining episodes' batches launch without it and frees what the episode kept.
 pub struct Participant {
     shared: Arc<Shared>,
+    episode: u64,
 }
 
 impl Drop for Participant {
     fn drop(&mut self) {
+        lock(&self.shared.memory).remove(&self.episode);
         let mut state = lock(&self.shared.state);
         state.active = state.active.saturating_sub(1);
         launch_if_ready(&self.shared, &mut state);
@@ -110,19 +154,22 @@ impl BatchedPolicy {
                 state: Mutex::new(State::default()),
                 stats: Mutex::new(SamplingStats::default()),
                 prefix: Mutex::new(None),
+                memory: Mutex::new(HashMap::new()),
             }),
             name: name.into(),
         }
     }
 
-    /// Starts a round of `episodes` episodes and returns one [`Participant`] per episode; each
-    /// must be dropped when its episode ends.
-    pub fn round(&self, episodes: usize) -> Vec<Participant> {
+    /// Starts a round of the given episodes and returns one [`Participant`] per episode, in
+    /// order; each must be dropped when its episode ends.
+    pub fn round(&self, episodes: &[u64]) -> Vec<Participant> {
         let mut state = lock(&self.shared.state);
-        state.active += episodes;
-        (0..episodes)
-            .map(|_| Participant {
+        state.active += episodes.len();
+        episodes
+            .iter()
+            .map(|&episode| Participant {
                 shared: self.shared.clone(),
+                episode,
             })
             .collect()
     }
@@ -150,6 +197,20 @@ impl Policy for BatchedPolicy {
             .apply_chat_template(&messages, true)
             .and_then(|text| tokenizer.encode(&text, false))
             .map_err(model_error)?;
+        let memory = lock(&self.shared.memory).remove(&request.episode);
+        let first = memory.is_none();
+        let carried = match memory {
+            Some(m) => self.continuation(m, &messages).map_err(model_error)?,
+            None => None,
+        };
+        let restart = carried.is_none();
+        let (new, cache, context) = match carried {
+            Some((cache, new, context)) => (new, Some(cache), context),
+            None => (prompt.clone(), None, prompt.clone()),
+        };
+        if restart && !first {
+            lock(&self.shared.stats).restarts += 1;
+        }
         let (tx, rx) = oneshot::channel();
         {
             let mut state = lock(&self.shared.state);
@@ -161,7 +222,12 @@ impl Policy for BatchedPolicy {
             state.pending.push(Pending {
                 episode: request.episode,
                 turn: messages.len() as u64,
-                prompt,
+                prompt_tokens: prompt.len(),
+                messages,
+                new,
+                cache,
+                context,
+                restart,
                 max_new_tokens: request.max_new_tokens as usize,
                 reply: tx,
             });
@@ -173,9 +239,59 @@ impl Policy for BatchedPolicy {
 
     /// Joins the episode to the running round (a round of one, added to any live one), so an
     /// evaluation that starts episodes as others end keeps every batch full.
-    fn begin_episode(&self) -> EpisodeGuard {
-        let mut participants = self.round(1);
+    fn begin_episode(&self, episode: u64) -> EpisodeGuard {
+        let mut participants = self.round(&[episode]);
         EpisodeGuard::new(participants.pop())
+    }
+}
+
+impl BatchedPolicy {
+    /// How this turn goes on from the episode's memory: its cache, the tokens to feed after it
+    /// and the turn's context. `None` when `messages` is not the remembered conversation
+    /// extended, or the template does not render it as one (the turn then restarts).
+    fn continuation(
+        &self,
+        memory: Memory,
+        messages: &[Message],
+    ) -> crate::Result<Option<(KvCache, Vec<u32>, Vec<u32>)>> {
+        let seen = &memory.messages;
+        if messages.len() <= seen.len() || messages[..seen.len()] != seen[..] {
+            return Ok(None);
+        }
+        let tokenizer = &self.shared.loaded.tokenizer;
+        let Some((reply, before)) = seen.split_last() else {
+            return Ok(None);
+        };
+        // The template's text is the earlier text extended: the assistant header, the reply,
+        // the end of the turn, then what follows. The reply's tokens are the sampled ones,
+        // already in the cache (but the last); the rest is rendered and tokenized.
+        let open = tokenizer.apply_chat_template(before, true)?;
+        let closed = tokenizer.apply_chat_template(seen, false)?;
+        let full = tokenizer.apply_chat_template(messages, true)?;
+        let (Some(end_of_turn), Some(after)) = (
+            closed
+                .strip_prefix(open.as_str())
+                .and_then(|turn| turn.strip_prefix(reply.content.as_str())),
+            full.strip_prefix(closed.as_str()),
+        ) else {
+            return Ok(None);
+        };
+        let mut end_of_turn = end_of_turn;
+        if memory.ended_with_eos {
+            // The sampled end-of-turn token already closed the message.
+            let eos = tokenizer.eos().map(|(text, _)| text).unwrap_or_default();
+            match end_of_turn.strip_prefix(eos) {
+                Some(rest) => end_of_turn = rest,
+                None => return Ok(None),
+            }
+        }
+        let context = tokenizer.encode(&format!("{end_of_turn}{after}"), false)?;
+        let mut new = memory.unfed;
+        new.extend_from_slice(&context);
+        if new.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((memory.cache, new, context)))
     }
 }
 
@@ -192,12 +308,14 @@ fn launch_if_ready(shared: &Arc<Shared>, state: &mut State) {
 }
 
 fn sample(shared: &Shared, batch: Vec<Pending>) {
-    for chunk in chunks(batch, shared.max_batch) {
+    let eos = shared.loaded.tokenizer.eos().map(|(_, id)| id);
+    for mut chunk in chunks(batch, shared.max_batch) {
         let started = Instant::now();
-        let rows: Vec<Row> = chunk
-            .iter()
-            .map(|p| Row {
-                prompt: p.prompt.clone(),
+        let rows: Vec<Continuation> = chunk
+            .iter_mut()
+            .map(|p| Continuation {
+                cache: p.cache.take(),
+                new: std::mem::take(&mut p.new),
                 seed: row_seed(
                     row_seed(shared.params.seed, p.episode),
                     p.turn.wrapping_add(1 << 32),
@@ -206,39 +324,55 @@ fn sample(shared: &Shared, batch: Vec<Pending>) {
             })
             .collect();
         let loaded = &shared.loaded;
-        let result = generate_rows_cached(
+        let result = generate_continuations(
             &loaded.model,
             &loaded.tokenizer,
-            &rows,
+            rows,
             &shared.params,
             &mut lock(&shared.prefix),
+            true,
         );
         let seconds = started.elapsed().as_secs_f64();
         match result {
-            Ok(generations) => {
+            Ok(done) => {
                 let mut stats = lock(&shared.stats);
                 stats.batches += 1;
                 stats.seconds += seconds;
-                for (pending, g) in chunk.into_iter().zip(generations) {
+                stats.prefilled_tokens += done.prefilled as u64;
+                for ((pending, g), cache) in chunk.into_iter().zip(done.generations).zip(done.caches)
+                {
                     stats.turns += 1;
                     stats.generated_tokens += g.tokens.len() as u64;
-                    stats.prompt_tokens += pending.prompt.len() as u64;
+                    stats.prompt_tokens += pending.prompt_tokens as u64;
+                    stats.context_tokens += pending.context.len() as u64;
                     stats.entropy_sum += g.mean_entropy * g.tokens.len() as f64;
                     let finish = match g.finish {
                         FinishReason::Length => "length",
                         FinishReason::StopToken(_) | FinishReason::StopString(_) => "stop",
                     };
+                    let text = g.text.trim().to_string();
+                    let mut messages = pending.messages;
+                    messages.push(Message::new("assistant", text.clone()));
+                    lock(&shared.memory).insert(
+                        pending.episode,
+                        Memory {
+                            messages,
+                            cache,
+                            unfed: g.tokens.last().copied().into_iter().collect(),
+                            ended_with_eos: eos.is_some() && g.tokens.last().copied() == eos,
+                        },
+                    );
                     let turn = PolicyTurn {
-                        text: g.text.trim().to_string(),
+                        text,
                         usage: Some(Usage {
-                            prompt_tokens: pending.prompt.len() as u64,
+                            prompt_tokens: pending.prompt_tokens as u64,
                             completion_tokens: g.tokens.len() as u64,
                         }),
                         tokens: Some(TurnTokens {
-                            context: pending.prompt,
+                            context: pending.context,
                             generated: g.tokens,
                             logprobs: g.logprobs,
-                            restart: true,
+                            restart: pending.restart,
                         }),
                         finish_reason: Some(finish.to_string()),
                     };

@@ -9,7 +9,7 @@ use candle_core::{DType, Tensor};
 
 use crate::error::{Error, Result};
 use crate::model::tokenizer::TextTokenizer;
-use crate::model::{positions_of, KvCache, Model};
+use crate::model::{KvCache, Model};
 use crate::rng::SplitMix64;
 
 /// How to pick tokens and when to stop.
@@ -113,9 +113,9 @@ pub fn row_seed(seed: u64, i: u64) -> u64 {
 /// Generates one continuation per row, all in one batch.
 ///
 /// The longest prefix shared by every prompt (typically the system prompt) is run once at batch
-/// size 1 and its keys and values are shared by all rows; the rest of each prompt is left-padded
-/// after it. Padded keys are masked and positions count only real tokens, so every row generates
-/// what it would alone.
+/// size 1 and its keys and values are shared by all rows (see [`generate_continuations`]).
+/// Padded keys are masked and positions count only real tokens, so every row generates what it
+/// would alone.
 pub fn generate_rows(
     model: &Model,
     tokenizer: &TextTokenizer,
@@ -143,113 +143,163 @@ pub fn generate_rows_cached(
     params: &SamplingParams,
     prefix: &mut Option<PrefixCache>,
 ) -> Result<Vec<Generation>> {
+    let rows: Vec<Continuation> = rows
+        .iter()
+        .map(|r| Continuation {
+            cache: None,
+            new: r.prompt.clone(),
+            seed: r.seed,
+            max_new_tokens: r.max_new_tokens,
+        })
+        .collect();
+    Ok(generate_continuations(model, tokenizer, rows, params, prefix, false)?.generations)
+}
+
+/// A row that goes on from keys and values it already has: the next turn of an episode.
+#[derive(Clone)]
+pub struct Continuation {
+    /// Batch-1 keys and values of every token the row has fed so far (positions `0..len`), or
+    /// `None` for a fresh prompt.
+    pub cache: Option<KvCache>,
+    /// The tokens to feed before generating: a fresh prompt, or what is new since the cache
+    /// (the last token sampled, the observation, the next turn's header). Never empty.
+    pub new: Vec<u32>,
+    /// Seed of this row's sampling generator.
+    pub seed: u64,
+    /// Most tokens this row may generate (capped by `params.max_new_tokens`).
+    pub max_new_tokens: usize,
+}
+
+/// What a batch of [`Continuation`]s produced.
+pub struct Continued {
+    /// One generation per row, in order.
+    pub generations: Vec<Generation>,
+    /// With `keep_caches`, each row's keys and values after the batch: its cache, its `new`
+    /// tokens and every generated token but the last, which was sampled and never fed (so the
+    /// next turn feeds it first). Empty otherwise.
+    pub caches: Vec<KvCache>,
+    /// Tokens run through the model before decoding (shared prefixes and identical prompts
+    /// counted once): what prefill cost.
+    pub prefilled: usize,
+}
+
+/// Generates one continuation per row, all decoded in one batch.
+///
+/// Rows with a cache feed only their `new` tokens after it. Fresh rows share the longest prefix
+/// common to all of them (typically the system prompt), run once at batch size 1 and kept in
+/// `prefix` for later batches; fresh rows with the same prompt (the copies of a GRPO group) are
+/// prefilled once. Each row is prefilled alone, so unequal lengths cost the sum of their lengths,
+/// not `b × longest`, and the rows are then stacked right-aligned with their padding masked:
+/// positions count only real tokens, so every row generates what it would alone.
+pub fn generate_continuations(
+    model: &Model,
+    tokenizer: &TextTokenizer,
+    rows: Vec<Continuation>,
+    params: &SamplingParams,
+    prefix: &mut Option<PrefixCache>,
+    keep_caches: bool,
+) -> Result<Continued> {
     validate(params)?;
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Continued {
+            generations: Vec::new(),
+            caches: Vec::new(),
+            prefilled: 0,
+        });
     }
-    if rows.iter().any(|r| r.prompt.is_empty()) {
+    if rows.iter().any(|r| r.new.is_empty()) {
         return Err(Error::InvalidInput("empty prompt".into()));
     }
     let vocab = model.config().vocab_size as u32;
-    if let Some(bad) = rows.iter().flat_map(|r| &r.prompt).find(|&&id| id >= vocab) {
+    if let Some(bad) = rows.iter().flat_map(|r| &r.new).find(|&&id| id >= vocab) {
         return Err(Error::InvalidInput(format!(
             "token id {bad} outside the vocabulary ({vocab})"
         )));
     }
     let b = rows.len();
+    let layers = model.config().num_layers;
+    let device = model.device();
     let limits: Vec<usize> = rows
         .iter()
         .map(|r| r.max_new_tokens.min(params.max_new_tokens))
         .collect();
-    // Every row keeps at least one token after the shared prefix: its last prompt token is what
-    // produces the first logits.
-    let shared = if b > 1 {
-        common_prefix(rows.iter().map(|r| r.prompt.as_slice()))
-            .min(rows.iter().map(|r| r.prompt.len() - 1).min().unwrap_or(0))
-    } else {
-        // One row: it can still start from a kept prefix.
-        prefix
-            .as_ref()
-            .filter(|p| p.tokens.len() < rows[0].prompt.len())
-            .filter(|p| rows[0].prompt.starts_with(&p.tokens))
-            .map_or(0, |p| p.tokens.len())
-    };
-    let device = model.device();
-    let mut cache = KvCache::new(model.config().num_layers);
-    if shared > 0 {
-        let tokens = &rows[0].prompt[..shared];
-        // Start from the kept prefix when it is a prefix of this one.
-        let mut done = 0;
+    let mut prefilled = 0;
+
+    // The prefix every fresh row starts with. Each keeps at least one token of its own: its last
+    // prompt token is what produces its first logits.
+    let fresh: Vec<&[u32]> = rows
+        .iter()
+        .filter(|r| r.cache.is_none())
+        .map(|r| r.new.as_slice())
+        .collect();
+    let mut base = KvCache::new(layers);
+    let mut shared = 0;
+    if let Some(first) = fresh.first() {
+        let lcp = common_prefix(fresh.iter().copied())
+            .min(fresh.iter().map(|p| p.len() - 1).min().unwrap_or(0));
         if let Some(p) = prefix.as_ref() {
-            if p.tokens.len() <= shared && tokens.starts_with(&p.tokens) {
-                cache = p.cache.clone();
-                done = p.tokens.len();
+            if p.tokens.len() <= lcp && first.starts_with(&p.tokens) {
+                base = p.cache.clone();
+                shared = p.tokens.len();
             }
         }
-        if done < shared {
-            let ids = Tensor::new(&tokens[done..], device)?.unsqueeze(0)?;
-            let positions = vec![(done as u32..shared as u32).collect::<Vec<_>>()];
-            let valid = vec![vec![true; shared]];
-            model.forward_step(&ids, &positions, &valid, &mut cache)?;
-        }
-        if prefix
-            .as_ref()
-            .is_none_or(|p| p.tokens.len() < shared || done < p.tokens.len())
-        {
+        // One fresh row alone has no prefix to share beyond what is kept.
+        if fresh.len() > 1 && shared < lcp {
+            let ids = Tensor::new(&first[shared..lcp], device)?.unsqueeze(0)?;
+            let positions = vec![(shared as u32..lcp as u32).collect::<Vec<_>>()];
+            model.forward_step(&ids, &positions, &[vec![true; lcp]], &mut base)?;
+            prefilled += lcp - shared;
+            shared = lcp;
             *prefix = Some(PrefixCache {
-                tokens: tokens.to_vec(),
-                cache: cache.clone(),
+                tokens: first[..lcp].to_vec(),
+                cache: base.clone(),
             });
         }
     }
-    let width = rows
-        .iter()
-        .map(|r| r.prompt.len() - shared)
-        .max()
-        .unwrap_or(0);
-    let pad = params.stop_token_ids.first().copied().unwrap_or(0);
-    let mut ids = Vec::with_capacity(b * width);
-    let mut key_valid: Vec<Vec<bool>> = Vec::with_capacity(b);
-    let mut positions: Vec<Vec<u32>> = Vec::with_capacity(b);
-    for r in rows {
-        let rest = &r.prompt[shared..];
-        let missing = width - rest.len();
-        ids.extend(std::iter::repeat_n(pad, missing));
-        ids.extend_from_slice(rest);
-        let mut valid = vec![true; shared];
-        valid.extend(std::iter::repeat_n(false, missing));
-        valid.extend(std::iter::repeat_n(true, rest.len()));
-        positions.push(positions_of(&valid, 0)[shared..].to_vec());
-        key_valid.push(valid);
-    }
-    let mut next_pos: Vec<u32> = rows.iter().map(|r| r.prompt.len() as u32).collect();
-    let own: usize = rows.iter().map(|r| r.prompt.len() - shared).sum();
-    let mut logits;
-    if b > 1 && b * width * 4 > own * 5 {
-        // Prompts of unequal length (ToolRL's vary 500-2,500 tokens): padding every row to the
-        // longest would cost more than a quarter extra, and attention grows with its square, so
-        // each row is prefilled alone and the caches stacked in the padded layout.
-        let mut caches = Vec::with_capacity(b);
-        let mut last = Vec::with_capacity(b);
-        for r in rows {
-            let mut c = cache.clone();
-            let rest = &r.prompt[shared..];
-            let input = Tensor::new(rest, device)?.unsqueeze(0)?;
-            let pos = vec![(shared as u32..r.prompt.len() as u32).collect::<Vec<_>>()];
-            let valid = vec![vec![true; r.prompt.len()]];
-            last.push(model.forward_step(&input, &pos, &valid, &mut c)?);
-            caches.push(c);
-        }
-        cache = KvCache::stack_left_padded(&caches, shared, width)?;
-        logits = Tensor::cat(&last, 0)?;
-    } else {
-        if shared > 0 {
-            cache = cache.repeat_batch(b)?;
-        }
-        let input = Tensor::from_vec(ids, (b, width), device)?;
-        logits = model.forward_step(&input, &positions, &key_valid, &mut cache)?;
-    }
 
+    // Each row prefilled alone after what it already has; identical fresh prompts once.
+    let mut caches: Vec<KvCache> = Vec::with_capacity(b);
+    let mut last: Vec<Tensor> = Vec::with_capacity(b);
+    let mut done: Vec<(usize, usize)> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        if r.cache.is_none() {
+            if let Some(&(_, j)) = done.iter().find(|(d, _)| rows[*d].new == r.new) {
+                caches.push(caches[j].clone());
+                last.push(last[j].clone());
+                continue;
+            }
+            done.push((i, caches.len()));
+        }
+        let (mut cache, from) = match &r.cache {
+            Some(c) => (c.clone(), 0),
+            None => (base.clone(), shared),
+        };
+        let past = cache.len();
+        let feed = &r.new[from..];
+        let input = Tensor::new(feed, device)?.unsqueeze(0)?;
+        let positions = vec![(past as u32..(past + feed.len()) as u32).collect::<Vec<_>>()];
+        let valid = vec![vec![true; past + feed.len()]];
+        last.push(model.forward_step(&input, &positions, &valid, &mut cache)?);
+        prefilled += feed.len();
+        caches.push(cache);
+    }
+    let lens: Vec<usize> = caches.iter().map(KvCache::len).collect();
+    let width = lens.iter().copied().max().unwrap_or(0);
+    let mut cache = KvCache::stack_left_padded(&caches, 0, width)?;
+    drop(caches);
+    let mut key_valid: Vec<Vec<bool>> = lens
+        .iter()
+        .map(|&n| {
+            let mut v = vec![false; width - n];
+            v.extend(std::iter::repeat_n(true, n));
+            v
+        })
+        .collect();
+    let mut next_pos: Vec<u32> = lens.iter().map(|&n| n as u32).collect();
+    let mut logits = Tensor::cat(&last, 0)?;
+    drop(last);
+
+    let pad = params.stop_token_ids.first().copied().unwrap_or(0);
     let mut rngs: Vec<SplitMix64> = rows.iter().map(|r| SplitMix64(r.seed)).collect();
     let mut out: Vec<Option<Generation>> = vec![None; b];
     let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); b];
@@ -302,9 +352,29 @@ pub fn generate_rows_cached(
         let input = Tensor::from_vec(step_ids, (b, 1), device)?;
         logits = model.forward_step(&input, &positions, &key_valid, &mut cache)?;
     }
-    out.into_iter()
+    let caches = if keep_caches {
+        key_valid
+            .iter()
+            .enumerate()
+            .map(|(i, valid)| {
+                let keep: Vec<u32> = (0..valid.len() as u32)
+                    .filter(|&j| valid[j as usize])
+                    .collect();
+                cache.select_row(i, &keep)
+            })
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    let generations = out
+        .into_iter()
         .map(|g| g.ok_or_else(|| Error::InvalidInput("a row never finished".into())))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Continued {
+        generations,
+        caches,
+        prefilled,
+    })
 }
 
 /// Length of the longest prefix shared by every sequence.

@@ -142,7 +142,8 @@ pub async fn run_episodes(
     seed: u64,
 ) -> Vec<Scored> {
     let n = prompts.len() * copies;
-    let participants = policy.round(n);
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let participants = policy.round(&ids);
     let futures = participants
         .into_iter()
         .enumerate()
