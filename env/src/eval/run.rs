@@ -75,7 +75,8 @@ pub struct SampleResult {
     /// Whether the sample counts as correct (API-Bank, tasks); absent for ToolRL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correct: Option<bool>,
-    /// Reward terms by name.
+    /// Reward terms by name that measured something: a rate over zero events (say
+    /// `tool_success_rate` without a call) is left out, not scored as perfect.
     pub rewards: BTreeMap<String, f64>,
     /// Assistant turns taken.
     pub turns: usize,
@@ -265,7 +266,7 @@ async fn evaluate_one<P: Policy>(
                             .as_deref()
                             .is_some_and(|got| answers_match(got, &task.answer)),
                     );
-                    result.rewards = trajectory.rewards.clone();
+                    result.rewards = trajectory.measured();
                     result.turns = trajectory.turns.len();
                     result.tool_calls = trajectory.calls().count();
                     result.tool_errors = trajectory.calls().filter(|c| !c.succeeded()).count();
@@ -368,6 +369,8 @@ pub fn summarize(dataset: &str, policy: &str, results: &[SampleResult]) -> Value
         let ok = results.iter().filter(|r| r.correct == Some(true)).count();
         accuracy.insert("overall".into(), json!(percent(ok, judged_or_failed)));
     }
+    // A term is averaged over the samples where it measured something; one that measured
+    // nothing anywhere is null, shown as absent.
     let mut rewards: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     for r in &scored {
         for (name, value) in &r.rewards {
@@ -375,10 +378,13 @@ pub fn summarize(dataset: &str, policy: &str, results: &[SampleResult]) -> Value
             e.0 += value;
             e.1 += 1;
         }
+        for name in r.trajectory.iter().flat_map(|t| &t.unmeasured) {
+            rewards.entry(name.clone()).or_default();
+        }
     }
     let rewards: Map<String, Value> = rewards
         .into_iter()
-        .map(|(k, (sum, n))| (k, json!(sum / n as f64)))
+        .map(|(k, (sum, n))| (k, json!((n > 0).then(|| sum / n as f64))))
         .collect();
     let n = scored.len().max(1) as f64;
     let calls: usize = scored.iter().map(|r| r.tool_calls).sum();
@@ -392,7 +398,7 @@ pub fn summarize(dataset: &str, policy: &str, results: &[SampleResult]) -> Value
         "rewards": rewards,
         "mean_turns": scored.iter().map(|r| r.turns).sum::<usize>() as f64 / n,
         "mean_tool_calls": calls as f64 / n,
-        "tool_error_rate": if calls == 0 { 0.0 } else { errors as f64 / calls as f64 },
+        "tool_error_rate": (calls > 0).then(|| errors as f64 / calls as f64),
     })
 }
 
@@ -419,21 +425,18 @@ pub fn summary_table(summary: &Value) -> String {
             ));
         }
     }
+    // A rate over zero events is null in the summary and shown as a dash, never as a number.
+    let figure = |v: &Value, digits: usize| {
+        v.as_f64()
+            .map_or("—".to_string(), |x| format!("{x:.digits$}"))
+    };
     if let Some(rw) = summary.get("rewards").and_then(Value::as_object) {
         for (k, v) in rw {
-            out.push_str(&format!(
-                "{:<24} {:.4}\n",
-                format!("reward {k}"),
-                v.as_f64().unwrap_or(0.0)
-            ));
+            out.push_str(&format!("{:<24} {}\n", format!("reward {k}"), figure(v, 4)));
         }
     }
     for k in ["mean_turns", "mean_tool_calls", "tool_error_rate"] {
-        out.push_str(&format!(
-            "{:<24} {:.3}\n",
-            k,
-            get(k).as_f64().unwrap_or(0.0)
-        ));
+        out.push_str(&format!("{:<24} {}\n", k, figure(&get(k), 3)));
     }
     out
 }

@@ -58,11 +58,20 @@ pub fn response_of(text: &str) -> Option<&str> {
 }
 
 /// A reward over a whole episode, logged under its name.
+///
+/// A reward that is a rate (successes over calls, correctness over reference turns) has nothing
+/// to measure when its events did not happen: [`EpisodeReward::measure`] is then `None`, and
+/// reports show the term as absent, while [`EpisodeReward::score`] still gives the training
+/// signal a value (documented per reward).
 pub trait EpisodeReward {
     /// The name to log the reward under.
     fn name(&self) -> &'static str;
-    /// The reward of `episode`.
+    /// The reward of `episode` as a training signal: always a number.
     fn score(&self, episode: &Episode<'_>) -> f64;
+    /// The reward as a measurement: `None` for a rate over zero events.
+    fn measure(&self, episode: &Episode<'_>) -> Option<f64> {
+        Some(self.score(episode))
+    }
 }
 
 /// 1 if the final response equals the expected answer after trimming, else 0 (also 0 without a
@@ -101,8 +110,9 @@ impl EpisodeReward for AnswerNormalizedMatch {
     }
 }
 
-/// The fraction of the episode's tool calls that executed without error; 1 when it made none (no
-/// call failed), so that answering directly is not penalised by this term.
+/// The fraction of the episode's tool calls that executed without error. With no call it
+/// measures nothing (`None`); as a training score it is then 1 (no call failed), so that
+/// answering directly is not penalised by this term.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ToolSuccessRate;
 
@@ -112,20 +122,20 @@ impl EpisodeReward for ToolSuccessRate {
     }
 
     fn score(&self, episode: &Episode<'_>) -> f64 {
+        self.measure(episode).unwrap_or(1.0)
+    }
+
+    fn measure(&self, episode: &Episode<'_>) -> Option<f64> {
         let outcomes = episode.turns.iter().flat_map(|t| t.calls);
         let (ok, all) = outcomes.fold((0usize, 0usize), |(ok, all), o| {
             (ok + usize::from(*o == CallOutcome::Ok), all + 1)
         });
-        if all == 0 {
-            1.0
-        } else {
-            ok as f64 / all as f64
-        }
+        (all > 0).then(|| ok as f64 / all as f64)
     }
 }
 
-/// ToolRL correctness of each turn that has a reference turn, averaged over those turns (0 when
-/// none has one).
+/// ToolRL correctness of each turn that has a reference turn, averaged over those turns. With
+/// none it measures nothing (`None`) and scores 0.
 #[derive(Debug, Clone, Default)]
 pub struct MeanTurnCorrectness {
     /// The rubric whose correctness term is averaged.
@@ -138,6 +148,10 @@ impl EpisodeReward for MeanTurnCorrectness {
     }
 
     fn score(&self, episode: &Episode<'_>) -> f64 {
+        self.measure(episode).unwrap_or(0.0)
+    }
+
+    fn measure(&self, episode: &Episode<'_>) -> Option<f64> {
         let scores: Vec<f64> = episode
             .turns
             .iter()
@@ -146,17 +160,14 @@ impl EpisodeReward for MeanTurnCorrectness {
                 Some(self.rubric.correctness(t.text, truth, episode.step))
             })
             .collect();
-        if scores.is_empty() {
-            0.0
-        } else {
-            scores.iter().sum::<f64>() / scores.len() as f64
-        }
+        (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
     }
 }
 
 /// The fraction of turns written in one of the TIR shapes (`<think>` then `<tool_call>`,
-/// `<response>` or both, as the format reward's patterns define them); 0 for no turns. The
-/// format signal of a multi-turn episode, where each turn may call tools or answer.
+/// `<response>` or both, as the format reward's patterns define them). With no turn it
+/// measures nothing and scores 0. The format signal of a multi-turn episode, where each turn
+/// may call tools or answer.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MeanTurnFormat;
 
@@ -166,9 +177,13 @@ impl EpisodeReward for MeanTurnFormat {
     }
 
     fn score(&self, episode: &Episode<'_>) -> f64 {
+        self.measure(episode).unwrap_or(0.0)
+    }
+
+    fn measure(&self, episode: &Episode<'_>) -> Option<f64> {
         use super::format::Shape;
         if episode.turns.is_empty() {
-            return 0.0;
+            return None;
         }
         let shapes = [Shape::ToolCall, Shape::Response, Shape::ToolCallAndResponse];
         let good = episode
@@ -176,7 +191,7 @@ impl EpisodeReward for MeanTurnFormat {
             .iter()
             .filter(|t| shapes.iter().any(|s| s.accepts(t.text)))
             .count();
-        good as f64 / episode.turns.len() as f64
+        Some(good as f64 / episode.turns.len() as f64)
     }
 }
 

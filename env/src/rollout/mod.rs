@@ -240,6 +240,7 @@ impl Roller {
             final_response,
             expected_answer: task.expected_answer.clone(),
             rewards: BTreeMap::new(),
+            unmeasured: Vec::new(),
             policy_ms,
             tools_ms,
             total_ms: ms(start),

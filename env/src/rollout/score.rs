@@ -9,7 +9,8 @@ use crate::reward::{GroundTruth, Rubric};
 
 /// Fills `trajectory.rewards` with `answer_exact_match`, `answer_normalized_match`,
 /// `tool_success_rate`, `mean_turn_format` and `mean_turn_correctness` (ToolRL correctness of turn k against
-/// `reference[k]`, averaged over the turns that have one).
+/// `reference[k]`, averaged over the turns that have one). A term that is a rate over zero
+/// events keeps its training value in `rewards` and its name in `unmeasured`.
 pub fn score_trajectory(
     trajectory: &mut Trajectory,
     reference: &[GroundTruth],
@@ -54,11 +55,15 @@ pub fn score_trajectory(
             rubric: rubric.clone(),
         },
     ];
-    let scored: Vec<(&'static str, f64)> = rewards
+    let scored: Vec<(&'static str, f64, bool)> = rewards
         .iter()
-        .map(|r| (r.name(), r.score(&episode)))
+        .map(|r| (r.name(), r.score(&episode), r.measure(&episode).is_none()))
         .collect();
-    for (name, value) in scored {
+    trajectory.unmeasured.clear();
+    for (name, value, unmeasured) in scored {
         trajectory.rewards.insert(name.to_string(), value);
+        if unmeasured {
+            trajectory.unmeasured.push(name.to_string());
+        }
     }
 }

@@ -24,7 +24,8 @@
 //!   "stop": "response" | "no_action" | "max_turns" | "token_budget",
 //!   "final_response": "126",           // content of the last turn's <response>, if any
 //!   "expected_answer": "126",          // from the task, if any
-//!   "rewards": {"answer_exact_match": 1.0, …},  // every reward term, by name
+//!   "rewards": {"answer_exact_match": 1.0, …},  // every reward term, by name (training values)
+//!   "unmeasured": ["tool_success_rate"],  // terms that measured nothing (no call); absent if none
 //!   "policy_ms": 1625.0, "tools_ms": 0.6, "total_ms": 1626.1
 //! }
 //! ```
@@ -132,8 +133,13 @@ pub struct Trajectory {
     /// The task's expected answer, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_answer: Option<String>,
-    /// Every reward term, by name.
+    /// Every reward term, by name, as the training signal.
     pub rewards: BTreeMap<String, f64>,
+    /// The terms of `rewards` that measured nothing in this episode (a rate over zero events,
+    /// such as `tool_success_rate` without a call): their value there is only the training
+    /// default, and reports leave them out. See [`Trajectory::measured`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmeasured: Vec<String>,
     /// Total time waiting for the policy.
     pub policy_ms: f64,
     /// Total time running tools.
@@ -182,6 +188,16 @@ impl Trajectory {
                 .extend((0..t.generated.len()).map(|i| t.logprobs.get(i).copied().unwrap_or(0.0)));
         }
         out
+    }
+
+    /// The reward terms that measured something: `rewards` without the `unmeasured` ones. What
+    /// an evaluation averages.
+    pub fn measured(&self) -> BTreeMap<String, f64> {
+        self.rewards
+            .iter()
+            .filter(|(name, _)| !self.unmeasured.contains(name))
+            .map(|(name, v)| (name.clone(), *v))
+            .collect()
     }
 
     /// The line of a trajectory JSONL file.

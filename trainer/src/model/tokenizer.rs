@@ -230,6 +230,49 @@ impl TextTokenizer {
             .render(messages, add_generation_prompt)
     }
 
+    /// The text the chat template puts between the end of an assistant reply and the next
+    /// generation point: the end of that turn, then what `messages` adds after `seen` (the
+    /// conversation whose last message is the reply), through the next assistant header. With
+    /// `reply_ended_with_eos` the reply's own end-of-turn token is not repeated.
+    ///
+    /// This is how a multi-turn sequence is built token-in, token-out (verl and SGLang do the
+    /// same): the reply's tokens stay as sampled, only what follows is rendered and tokenized.
+    /// `None` when the template does not render `messages` as `seen` extended.
+    pub fn turn_continuation(
+        &self,
+        seen: &[Message],
+        messages: &[Message],
+        reply_ended_with_eos: bool,
+    ) -> Result<Option<String>> {
+        let Some((reply, before)) = seen.split_last() else {
+            return Ok(None);
+        };
+        if messages.len() <= seen.len() || messages[..seen.len()] != *seen {
+            return Ok(None);
+        }
+        let open = self.apply_chat_template(before, true)?;
+        let closed = self.apply_chat_template(seen, false)?;
+        let full = self.apply_chat_template(messages, true)?;
+        let (Some(end_of_turn), Some(after)) = (
+            closed
+                .strip_prefix(open.as_str())
+                .and_then(|turn| turn.strip_prefix(reply.content.as_str())),
+            full.strip_prefix(closed.as_str()),
+        ) else {
+            return Ok(None);
+        };
+        let end_of_turn = if reply_ended_with_eos {
+            let eos = self.eos().map(|(text, _)| text).unwrap_or_default();
+            match end_of_turn.strip_prefix(eos) {
+                Some(rest) => rest,
+                None => return Ok(None),
+            }
+        } else {
+            end_of_turn
+        };
+        Ok(Some(format!("{end_of_turn}{after}")))
+    }
+
     /// The underlying `tokenizers` tokenizer.
     pub fn inner(&self) -> &Tokenizer {
         &self.inner

@@ -254,38 +254,13 @@ impl BatchedPolicy {
         memory: Memory,
         messages: &[Message],
     ) -> crate::Result<Option<(KvCache, Vec<u32>, Vec<u32>)>> {
-        let seen = &memory.messages;
-        if messages.len() <= seen.len() || messages[..seen.len()] != seen[..] {
-            return Ok(None);
-        }
         let tokenizer = &self.shared.loaded.tokenizer;
-        let Some((reply, before)) = seen.split_last() else {
+        let Some(text) =
+            tokenizer.turn_continuation(&memory.messages, messages, memory.ended_with_eos)?
+        else {
             return Ok(None);
         };
-        // The template's text is the earlier text extended: the assistant header, the reply,
-        // the end of the turn, then what follows. The reply's tokens are the sampled ones,
-        // already in the cache (but the last); the rest is rendered and tokenized.
-        let open = tokenizer.apply_chat_template(before, true)?;
-        let closed = tokenizer.apply_chat_template(seen, false)?;
-        let full = tokenizer.apply_chat_template(messages, true)?;
-        let (Some(end_of_turn), Some(after)) = (
-            closed
-                .strip_prefix(open.as_str())
-                .and_then(|turn| turn.strip_prefix(reply.content.as_str())),
-            full.strip_prefix(closed.as_str()),
-        ) else {
-            return Ok(None);
-        };
-        let mut end_of_turn = end_of_turn;
-        if memory.ended_with_eos {
-            // The sampled end-of-turn token already closed the message.
-            let eos = tokenizer.eos().map(|(text, _)| text).unwrap_or_default();
-            match end_of_turn.strip_prefix(eos) {
-                Some(rest) => end_of_turn = rest,
-                None => return Ok(None),
-            }
-        }
-        let context = tokenizer.encode(&format!("{end_of_turn}{after}"), false)?;
+        let context = tokenizer.encode(&text, false)?;
         let mut new = memory.unfed;
         new.extend_from_slice(&context);
         if new.is_empty() {
@@ -339,7 +314,8 @@ fn sample(shared: &Shared, batch: Vec<Pending>) {
                 stats.batches += 1;
                 stats.seconds += seconds;
                 stats.prefilled_tokens += done.prefilled as u64;
-                for ((pending, g), cache) in chunk.into_iter().zip(done.generations).zip(done.caches)
+                for ((pending, g), cache) in
+                    chunk.into_iter().zip(done.generations).zip(done.caches)
                 {
                     stats.turns += 1;
                     stats.generated_tokens += g.tokens.len() as u64;

@@ -96,7 +96,8 @@ pub struct Scored {
     pub group: usize,
     /// The scalar reward trained on.
     pub reward: f64,
-    /// Every reward term by name (logged).
+    /// Every reward term by name that measured something (logged; a rate over zero events,
+    /// such as `tool_success_rate` without a call, is absent).
     pub terms: BTreeMap<String, f64>,
     /// Whether the final answer was right (executable tasks).
     pub correct: Option<bool>,
@@ -194,7 +195,7 @@ async fn run_one(
                             .as_deref()
                             .is_some_and(|got| answers_match(got, &task.answer)),
                     );
-                    scored.terms = trajectory.rewards.clone();
+                    scored.terms = trajectory.measured();
                     scored.scoring_ms = started.elapsed().as_secs_f64() * 1e3;
                     scored.sequences = trajectory.token_sequences();
                     scored.turns = trajectory.turns.len();
@@ -267,7 +268,8 @@ pub struct EvalFigures {
     pub accuracy_by_kind: BTreeMap<String, f64>,
     /// Mean training reward.
     pub mean_reward: f64,
-    /// Mean of every term.
+    /// Mean of every term over the episodes where it measured something (a term that measured
+    /// nothing anywhere is absent).
     pub terms: BTreeMap<String, f64>,
     /// Episodes whose policy failed.
     pub errors: usize,
@@ -277,11 +279,13 @@ pub struct EvalFigures {
 pub fn figures(scored: &[Scored]) -> EvalFigures {
     let n = scored.len().max(1) as f64;
     let judged: Vec<bool> = scored.iter().filter_map(|s| s.correct).collect();
-    let mut terms: BTreeMap<String, f64> = BTreeMap::new();
+    let mut terms: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     let mut kinds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for s in scored {
         for (k, v) in &s.terms {
-            *terms.entry(k.clone()).or_default() += v / n;
+            let t = terms.entry(k.clone()).or_default();
+            t.0 += v;
+            t.1 += 1;
         }
         if let (Some(kind), Some(correct)) = (s.kind, s.correct) {
             let (right, all) = kinds.entry(kind.to_string()).or_default();
@@ -298,7 +302,10 @@ pub fn figures(scored: &[Scored]) -> EvalFigures {
             .map(|(kind, (right, all))| (kind, 100.0 * right as f64 / all as f64))
             .collect(),
         mean_reward: scored.iter().map(|s| s.reward).sum::<f64>() / n,
-        terms,
+        terms: terms
+            .into_iter()
+            .map(|(k, (sum, count))| (k, sum / count as f64))
+            .collect(),
         errors: scored.iter().filter(|s| s.error.is_some()).count(),
     }
 }

@@ -283,6 +283,14 @@ impl GrpoRun {
             return Err(Error::InvalidInput(format!("an episode failed: {e}")));
         }
 
+        let prepare_started = Instant::now();
+        let (unique_tokens, unique_context) = update::unique_tokens(
+            scored
+                .iter()
+                .flat_map(|s| &s.sequences)
+                .map(|t| (t.ids.as_slice(), t.mask.as_slice())),
+        );
+        let episode_sequences = scored.iter().map(|s| s.sequences.len()).sum::<usize>();
         // Advantages per group; sequences of zero-advantage episodes carry no policy gradient
         // and, without a KL term, are skipped (their tokens still count in N).
         let mut seqs: Vec<Seq> = Vec::new();
@@ -339,6 +347,7 @@ impl GrpoRun {
                 seqs.len()
             );
         }
+        let prepare_s = prepare_started.elapsed().as_secs_f64();
         let mut stats = update::UpdateStats::default();
         if !seqs.is_empty() {
             for _ in 0..cfg.grpo.updates_per_batch {
@@ -358,10 +367,15 @@ impl GrpoRun {
                     lr,
                     total_targets,
                 )?;
-                let (fb, opt) = (stats.forward_backward_s, stats.optimizer_s);
+                let (fb, opt, passes) = (
+                    stats.forward_backward_s,
+                    stats.optimizer_s,
+                    stats.micro_batches,
+                );
                 stats = update::UpdateStats {
                     forward_backward_s: fb + s.forward_backward_s,
                     optimizer_s: opt + s.optimizer_s,
+                    micro_batches: passes + s.micro_batches,
                     ..s
                 };
             }
@@ -394,6 +408,7 @@ impl GrpoRun {
                 (k.clone(), json!({"mean": m, "std": s}))
             })
             .collect();
+        let step_s = started.elapsed().as_secs_f64();
         let metrics = json!({
             "step": step,
             "lr": lr,
@@ -413,21 +428,40 @@ impl GrpoRun {
             "tokens": {
                 "generated": sampling.generated_tokens,
                 "prompt": sampling.prompt_tokens,
+                "context": sampling.context_tokens,
+                "prefilled": sampling.prefilled_tokens,
+                "unique": unique_tokens,
+                "unique_context": unique_context,
                 "trained": stats.target_tokens,
                 "forward": stats.forward_tokens,
+                "forward_padded": stats.padded_tokens,
                 "forward_unshared": stats.unshared_tokens,
+            },
+            "sequences": episode_sequences,
+            "micro_batches": stats.micro_batches,
+            "sampling": {
+                "batches": sampling.batches,
+                "turns": sampling.turns,
+                "restarts": sampling.restarts,
             },
             "mean_turns": scored.iter().map(|s| s.turns).sum::<usize>() as f64 / scored.len().max(1) as f64,
             "tool_calls": tool_calls,
-            "tool_error_rate": if tool_calls == 0 { 0.0 } else { tool_errors as f64 / tool_calls as f64 },
+            "tool_error_rate": (tool_calls > 0).then(|| tool_errors as f64 / tool_calls as f64),
+            // The step's wall time, part by part: rollout (sampling, then tools, scoring and
+            // waiting between batches), preparing the sequences, forward-backward, optimizer,
+            // and what is left (metrics). Tools and scoring are summed over episodes, which run
+            // concurrently, so they are shown beside the rollout, not inside the sum.
             "time_s": {
+                "step": step_s,
                 "rollout": rollout_s,
-                "generation": sampling.seconds,
-                "tools": tools_s,
-                "scoring": scoring_s,
+                "sampling": sampling.seconds,
+                "rollout_other": rollout_s - sampling.seconds,
+                "prepare": prepare_s,
                 "forward_backward": stats.forward_backward_s,
                 "optimizer": stats.optimizer_s,
-                "step": started.elapsed().as_secs_f64(),
+                "other": step_s - rollout_s - prepare_s - stats.forward_backward_s - stats.optimizer_s,
+                "tools_summed": tools_s,
+                "scoring_summed": scoring_s,
             },
             "train_tokens_per_s": if stats.forward_backward_s > 0.0 { stats.forward_tokens as f64 / stats.forward_backward_s } else { 0.0 },
         });

@@ -3,9 +3,10 @@
 //! Two kinds of data: ToolRL's SFT split (`toolrl-sft`: system + user prompt, the expected
 //! completion as target) and executable tasks (`tasks-train`: each task's reference solution is
 //! replayed through the real tools by the rollout loop, so every assistant turn is a target in
-//! exactly the context, observations included, that the model sees during GRPO). Sequences are
-//! rendered with the model's chat template; a target ends with the template's end-of-turn token
-//! so the model learns to stop. Micro-batches share their prompt prefix like GRPO's.
+//! exactly the context, observations included, that the model sees during GRPO). An episode is
+//! one sequence, laid out token for token as the sampler builds it (see [`tokenize`]); a target
+//! ends with the template's end-of-turn token so the model learns to stop. Micro-batches share
+//! their prompt prefix like GRPO's.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -29,19 +30,18 @@ use crate::train::grpo;
 use crate::train::grpo_run::{append, permutation};
 use crate::train::update::{self, Seq};
 
-/// A conversation prefix and the assistant text that should follow it.
+/// A conversation to learn: every assistant message is a target, in the context of everything
+/// before it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
-    /// Messages before the target turn (system first).
+    /// The whole conversation, system first.
     pub messages: Vec<EnvMessage>,
-    /// The assistant turn to learn.
-    pub target: String,
 }
 
-/// Records every request a scripted policy answers.
+/// Records the conversation a scripted policy plays: the last request and its reply.
 struct Recorder {
     inner: ScriptedPolicy,
-    seen: Mutex<Vec<Example>>,
+    seen: Mutex<Vec<EnvMessage>>,
 }
 
 impl Policy for Recorder {
@@ -54,13 +54,9 @@ impl Policy for Recorder {
         request: TurnRequest<'_>,
     ) -> std::result::Result<PolicyTurn, PolicyError> {
         let turn = self.inner.next_turn(request).await?;
-        self.seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Example {
-                messages: request.messages.to_vec(),
-                target: turn.text.clone(),
-            });
+        let mut conversation = request.messages.to_vec();
+        conversation.push(EnvMessage::assistant(turn.text.clone()));
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = conversation;
         Ok(turn)
     }
 }
@@ -79,8 +75,11 @@ pub fn examples(config: &TrainConfig) -> Result<Vec<Example>> {
     for (i, sample) in samples.into_iter().enumerate() {
         match sample {
             Sample::ToolRl(s) => out.push(Example {
-                messages: vec![EnvMessage::system(&s.system), EnvMessage::user(&s.user)],
-                target: s.output.trim().to_string(),
+                messages: vec![
+                    EnvMessage::system(&s.system),
+                    EnvMessage::user(&s.user),
+                    EnvMessage::assistant(s.output.trim()),
+                ],
             }),
             Sample::Task(task) => {
                 if roller.is_none() {
@@ -114,12 +113,12 @@ pub fn examples(config: &TrainConfig) -> Result<Vec<Example>> {
                         task.id
                     )));
                 }
-                out.extend(
-                    recorder
+                out.push(Example {
+                    messages: recorder
                         .seen
                         .into_inner()
                         .unwrap_or_else(|e| e.into_inner()),
-                );
+                });
             }
             Sample::ApiBank(s) => {
                 return Err(Error::InvalidInput(format!(
@@ -132,18 +131,46 @@ pub fn examples(config: &TrainConfig) -> Result<Vec<Example>> {
     Ok(out)
 }
 
-/// Token ids of an example: prompt (mask 0) then target and end-of-turn token (mask 1).
+/// Token ids of an example as one sequence, laid out as the policy sees an episode in GRPO: the
+/// first prompt, then each assistant message with its end-of-turn token (mask 1), then what
+/// the template adds before the next one (mask 0: the observation and the next header).
 pub fn tokenize(tokenizer: &TextTokenizer, example: &Example) -> Result<Seq> {
     let messages = template_messages(&example.messages);
-    let prompt = tokenizer.apply_chat_template(&messages, true)?;
+    let assistant: Vec<usize> = (0..messages.len())
+        .filter(|&i| messages[i].role == "assistant")
+        .collect();
+    let Some(&first) = assistant.first() else {
+        return Err(Error::InvalidInput(
+            "an SFT example needs an assistant message to learn".into(),
+        ));
+    };
+    let prompt = tokenizer.apply_chat_template(&messages[..first], true)?;
     let mut ids = tokenizer.encode(&prompt, false)?;
-    let context = ids.len();
-    ids.extend(tokenizer.encode(&example.target, false)?);
-    if let Some((_, eos)) = tokenizer.eos() {
-        ids.push(eos);
+    let mut mask = vec![0u8; ids.len()];
+    let eos = tokenizer.eos().map(|(_, id)| id);
+    for (k, &at) in assistant.iter().enumerate() {
+        let target = tokenizer.encode(&messages[at].content, false)?;
+        mask.extend(std::iter::repeat_n(
+            1,
+            target.len() + usize::from(eos.is_some()),
+        ));
+        ids.extend(target);
+        ids.extend(eos);
+        if let Some(&next) = assistant.get(k + 1) {
+            let between = tokenizer
+                .turn_continuation(&messages[..=at], &messages[..next], eos.is_some())?
+                .ok_or_else(|| {
+                    Error::Template(
+                        "the chat template does not render a conversation as its earlier turns \
+                         extended"
+                            .into(),
+                    )
+                })?;
+            let context = tokenizer.encode(&between, false)?;
+            mask.extend(std::iter::repeat_n(0, context.len()));
+            ids.extend(context);
+        }
     }
-    let mut mask = vec![0u8; context];
-    mask.resize(ids.len(), 1);
     Ok(Seq {
         old_logprobs: vec![0.0; ids.len()],
         ids,

@@ -56,8 +56,13 @@ pub struct UpdateStats {
     pub target_tokens: usize,
     /// Tokens run through the model (shared prefixes once per micro-batch).
     pub forward_tokens: usize,
+    /// Tokens the kernels computed: [`UpdateStats::forward_tokens`] plus the padding of each
+    /// micro-batch's rows to its longest.
+    pub padded_tokens: usize,
     /// Tokens the same sequences would cost without prefix sharing.
     pub unshared_tokens: usize,
+    /// Forward-backward passes.
+    pub micro_batches: usize,
     /// Seconds in forward and backward passes.
     pub forward_backward_s: f64,
     /// Seconds in the optimizer step (norm, clip, AdamW).
@@ -213,30 +218,65 @@ pub fn sft_loss(
 pub struct MicroBatching {
     /// Most sequences per forward-backward pass.
     pub max_sequences: usize,
-    /// Most padded tokens per pass: sequences × the longest one's length.
+    /// Most tokens per pass as the kernels see them: the shared prefix once, then every
+    /// sequence's rest padded to the longest.
     pub max_tokens: usize,
-    /// Most attention cells per pass: sequences × the longest one's length squared. Attention
-    /// keeps `[heads, t, T]` scores per layer for the backward, so this is what bounds memory
-    /// once sequences grow long.
+    /// Most attention cells per pass: the padded rest's tokens × the keys each one sees (the
+    /// prefix and the longest rest). Attention keeps `[heads, t, T]` scores per layer for the
+    /// backward, so this is what bounds memory once sequences grow long.
     pub max_cells: usize,
 }
 
+/// The cost of running `batch` as one pass, as [`MicroBatching`] bounds it: `(tokens, cells)`.
+pub fn pass_cost(batch: &[&Seq]) -> (usize, usize) {
+    if batch.is_empty() {
+        return (0, 0);
+    }
+    let prefix = shared_prefix(batch);
+    let longest = batch.iter().map(|s| s.ids.len()).max().unwrap_or(0);
+    let rest = batch.len() * (longest - prefix);
+    (prefix + rest, rest * longest)
+}
+
+/// The distinct tokens of `seqs`, a shared prefix counted once (the size of their prefix
+/// tree): `(all, context)`, where context tokens are those with mask 0. What a step could not
+/// forward less of, whatever its batching.
+pub fn unique_tokens<'a>(seqs: impl IntoIterator<Item = (&'a [u32], &'a [u8])>) -> (usize, usize) {
+    let mut sorted: Vec<(&[u32], &[u8])> = seqs.into_iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let (mut all, mut context) = (0, 0);
+    for (i, (ids, mask)) in sorted.iter().enumerate() {
+        let shared = i
+            .checked_sub(1)
+            .map_or(0, |j| common_prefix([sorted[j].0, *ids].into_iter()));
+        all += ids.len() - shared;
+        context += mask[shared.min(mask.len())..]
+            .iter()
+            .filter(|&&m| m == 0)
+            .count();
+    }
+    (all, context)
+}
+
 /// Splits sequences into micro-batches, shortest first so sequences of similar length (and so
-/// little padding) run together. A sequence longer than `max_tokens` runs alone. Every
-/// micro-batch shares at least the system prompt, which [`batch_logprobs`] computes once.
+/// little padding) run together; their shared prefix (the system prompt, and a group's prompt
+/// when a micro-batch holds one group) runs once ([`batch_logprobs`]) and counts once against
+/// the budget. A sequence over the budget runs alone.
 pub fn micro_batches(seqs: &[Seq], batching: MicroBatching) -> Vec<Vec<&Seq>> {
     let mut order: Vec<&Seq> = seqs.iter().collect();
     order.sort_by_key(|s| (s.ids.len(), s.group));
     let mut out: Vec<Vec<&Seq>> = Vec::new();
     for s in order {
+        let fits = out.last().is_some_and(|last| {
+            let mut with = last.clone();
+            with.push(s);
+            let (tokens, cells) = pass_cost(&with);
+            last.len() < batching.max_sequences.max(1)
+                && tokens <= batching.max_tokens
+                && cells <= batching.max_cells
+        });
         match out.last_mut() {
-            Some(last)
-                if last.len() < batching.max_sequences.max(1)
-                    && (last.len() + 1) * s.ids.len() <= batching.max_tokens
-                    && (last.len() + 1) * s.ids.len() * s.ids.len() <= batching.max_cells =>
-            {
-                last.push(s)
-            }
+            Some(last) if fits => last.push(s),
             _ => out.push(vec![s]),
         }
     }
@@ -325,7 +365,9 @@ pub fn update(
                 .iter()
                 .map(|s| s.ids.len() - out.prefix)
                 .sum::<usize>();
+        stats.padded_tokens += pass_cost(&batch).0;
         stats.unshared_tokens += batch.iter().map(|s| s.ids.len()).sum::<usize>();
+        stats.micro_batches += 1;
         stats.target_tokens += batch.iter().map(|s| s.targets()).sum::<usize>();
         let loss = match objective {
             Some(objective) => {

@@ -106,7 +106,10 @@ fn a_later_turn_feeds_only_what_is_new_and_samples_what_a_full_prefill_would() {
         .unwrap()[0];
         assert_eq!(full.tokens, b.generated);
         for (x, y) in full.logprobs.iter().zip(&b.logprobs) {
-            assert!((x - y).abs() < 1e-3, "{x} from scratch vs {y} from the cache");
+            assert!(
+                (x - y).abs() < 1e-3,
+                "{x} from scratch vs {y} from the cache"
+            );
         }
         // A re-render would have fed the whole conversation again, the first prompt included.
         let rendered = t2.usage.unwrap().prompt_tokens as usize;

@@ -1,4 +1,5 @@
-//! Training: the GRPO math and runs, and the fused AdamW.
+//! Training: the GRPO math and runs, SFT sequences, and the fused AdamW.
 
 mod adamw;
 mod grpo;
+mod sft;
