@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p trainer --bench model` (release profile). Environment: `BENCH_BATCH` (8),
 //! `BENCH_SEQ` (256), `BENCH_DECODE_TOKENS` (64), `BENCH_REPEATS` (2), `BENCH_PREFIX` (512),
-//! `BENCH_COMPLETION` (64), `BENCH_GROUP` (4), `BENCH_ONLY` (a comma list of `train`, `group`,
+//! `BENCH_COMPLETION` (64), `BENCH_GROUP` (4), `BENCH_DECODE_PROMPT` (16), `BENCH_ONLY` (a comma list of `train`, `group`,
 //! `decode`: the parts to run; all by default), `BENCH_DEVICE` (`cpu`; `cuda` needs the `cuda`
 //! feature), `BENCH_DTYPE` (`f32`, `bf16` or `f16`). Compare with
 //! `bash trainer/benches/torch_bench.sh` (same shapes and thread count).
@@ -189,14 +189,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
+    // A rollout's later turns decode after ~700 cached positions, where reading the cache
+    // weighs as much as the weights: BENCH_DECODE_PROMPT=700 shows it.
+    let prompt_len = env_usize("BENCH_DECODE_PROMPT", 16);
     for b in [1usize, 8].into_iter().filter(|_| wanted("decode")) {
-        let prompt_len = 16;
+        let mut decode_s = f64::INFINITY;
         let secs = best_of(&device, repeats, || {
-            decode(&model, b, prompt_len, decode_tokens).map_err(to_candle)
+            let s = decode(&model, b, prompt_len, decode_tokens).map_err(to_candle)?;
+            decode_s = decode_s.min(s);
+            Ok(())
         });
         println!(
-            "decode batch {b}     {:>9.1} tok/s  ({decode_tokens} tokens after a {prompt_len}-token prompt, {secs:.2} s)",
-            (b * decode_tokens) as f64 / secs
+            "decode batch {b}     {:>9.1} tok/s  ({decode_tokens} tokens after a {prompt_len}-token prompt, {secs:.2} s; {:.1} ms per decoding step after the prefill)",
+            (b * decode_tokens) as f64 / secs,
+            decode_s * 1e3 / decode_tokens as f64
         );
     }
     println!("peak RSS           {:>9.0} MiB", peak_rss_mib());
@@ -204,8 +210,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Greedy KV-cached decoding of `steps` tokens after a fixed prompt (prefill included, as in
-/// transformers' `generate`).
-fn decode(model: &Model, batch: usize, prompt_len: usize, steps: usize) -> trainer::Result<()> {
+/// transformers' `generate`); returns the seconds of the decoding steps alone.
+fn decode(model: &Model, batch: usize, prompt_len: usize, steps: usize) -> trainer::Result<f64> {
     let device = model.device();
     let mut cache = KvCache::new(model.config().num_layers);
     let ids: Vec<u32> = (0..batch * prompt_len)
@@ -215,6 +221,7 @@ fn decode(model: &Model, batch: usize, prompt_len: usize, steps: usize) -> train
     let positions: Vec<Vec<u32>> = vec![(0..prompt_len as u32).collect(); batch];
     let mut valid = vec![vec![true; prompt_len]; batch];
     let mut logits = model.forward_step(&ids, &positions, &valid, &mut cache)?;
+    let started = Instant::now();
     for step in 0..steps {
         let next = logits
             .argmax(candle_core::D::Minus1)?
@@ -224,7 +231,8 @@ fn decode(model: &Model, batch: usize, prompt_len: usize, steps: usize) -> train
         valid.iter_mut().for_each(|v| v.push(true));
         logits = model.forward_step(&next, &pos, &valid, &mut cache)?;
     }
-    Ok(())
+    logits.to_vec2::<f32>()?;
+    Ok(started.elapsed().as_secs_f64())
 }
 
 fn to_candle(e: trainer::Error) -> candle_core::Error {

@@ -11,6 +11,7 @@
 //! model (`crate::model`) decides where it is called.
 
 mod custom_op;
+pub mod decode_attention;
 pub mod decode_matmul;
 pub mod rms_norm;
 pub mod rope;

@@ -4,12 +4,14 @@
 //! (gradients silently stop at them), so the RMS norm, the head layout with the rotary embedding,
 //! the attention softmax and the SwiGLU activation here are our own one-pass CPU custom ops with a
 //! backward (in [`crate::kernels`]: `rms_norm`, `rotary_heads`, `softmax`, `swiglu`; composed
-//! ops on other devices). Decoding's projections use [`crate::kernels::decode_matmul`]. Hidden
+//! ops on other devices). Decoding's projections use [`crate::kernels::decode_matmul`], its
+//! attention [`crate::kernels::decode_attention`]. Hidden
 //! states are `[b*t, hidden]` inside the layers. Weights live in a [`VarMap`] under Hugging
 //! Face names (`model.layers.0.self_attn.q_proj.weight`, ...) so an optimizer can update them in
 //! place and checkpoints look like HF ones.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::VarMap;
@@ -345,6 +347,8 @@ struct Frame {
     rope: crate::kernels::rotary_heads::RopeTables,
     /// `[b, t, past+t]` additive mask (0 allowed, [`MASK_VALUE`] blocked).
     mask: Tensor,
+    /// The same mask as plain floats, for the decoding attention kernel (few new positions).
+    mask_cpu: Option<Arc<Vec<f32>>>,
 }
 
 /// A decoder-only transformer whose weights are [`Var`]s.
@@ -668,10 +672,13 @@ impl Model {
                 }
             }
         }
+        let mask_cpu =
+            (t <= crate::kernels::decode_attention::MAX_NEW).then(|| Arc::new(mask.clone()));
         let mask = Tensor::from_vec(mask, (b, t, total), &self.device)?.to_dtype(self.dtype)?;
         Ok(Frame {
             rope: crate::kernels::rotary_heads::RopeTables::new(cos, sin)?,
             mask,
+            mask_cpu,
         })
     }
 
@@ -739,6 +746,27 @@ impl Model {
             // Grouped-query attention without copying keys: the `rep` query heads that share a
             // key/value head are stacked along the time axis of one matmul.
             let q = q.reshape((b, c.num_kv_heads, rep * t, c.head_dim))?;
+            if let (Kernels::Fused, Some(mask)) = (kernels, &frame.mask_cpu) {
+                if crate::kernels::decode_attention::applies(&q, t) {
+                    let heads = crate::kernels::decode_attention::attention(
+                        &q,
+                        &k,
+                        &v,
+                        mask.clone(),
+                        t,
+                        scale,
+                    )?;
+                    let attn = crate::kernels::rotary_heads::from_heads(&heads.reshape((
+                        b,
+                        c.num_heads,
+                        t,
+                        c.head_dim,
+                    ))?)?;
+                    x = (x + layer.o.forward(&attn, kernels)?)?;
+                    x = mlp_block(&x, layer, c.rms_norm_eps, kernels)?;
+                    continue;
+                }
+            }
             let scores = q.matmul(&k.t()?)?;
             let probs = match kernels {
                 Kernels::Differentiable => {
@@ -762,16 +790,7 @@ impl Model {
                 c.head_dim,
             ))?)?;
             x = (x + layer.o.forward(&attn, kernels)?)?;
-            let h = norm(&x, &layer.post_norm, c.rms_norm_eps, kernels)?;
-            let (gate, up) = (
-                layer.gate.forward(&h, kernels)?,
-                layer.up.forward(&h, kernels)?,
-            );
-            let mlp = match kernels {
-                Kernels::Differentiable => crate::kernels::swiglu::swiglu(&gate, &up)?,
-                Kernels::Fused => (gate.silu()? * up)?,
-            };
-            x = (x + layer.down.forward(&mlp, kernels)?)?;
+            x = mlp_block(&x, layer, c.rms_norm_eps, kernels)?;
         }
         let final_norm = if fused {
             self.norm.detach()
@@ -780,6 +799,20 @@ impl Model {
         };
         Ok(norm(&x, &final_norm, c.rms_norm_eps, kernels)?.reshape((b, t, c.hidden_size))?)
     }
+}
+
+/// The feed-forward half of a layer, residual included: `x + down(swiglu(gate, up)(norm(x)))`.
+fn mlp_block(x: &Tensor, layer: &Layer, eps: f64, kernels: Kernels) -> Result<Tensor> {
+    let h = norm(x, &layer.post_norm, eps, kernels)?;
+    let (gate, up) = (
+        layer.gate.forward(&h, kernels)?,
+        layer.up.forward(&h, kernels)?,
+    );
+    let mlp = match kernels {
+        Kernels::Differentiable => crate::kernels::swiglu::swiglu(&gate, &up)?,
+        Kernels::Fused => (gate.silu()? * up)?,
+    };
+    Ok((x + layer.down.forward(&mlp, kernels)?)?)
 }
 
 fn check_mask(mask: &[Vec<bool>], b: usize, t: usize) -> Result<()> {
