@@ -341,6 +341,108 @@ impl KvCache {
     }
 }
 
+/// What a differentiable forward of a prefix leaves for its continuations: every layer's keys
+/// and values and the last hidden state (`[1, 1, hidden]`).
+///
+/// A training update whose sequences share a prefix runs it once ([`Model::prefix_forward`]),
+/// then each micro-batch from [`PrefixActivations::leaves`]: copies cut from the prefix's graph,
+/// so a micro-batch's backward stops at them and frees its activations. The gradients that
+/// reach the leaves are summed over micro-batches and carried into the prefix's graph by one
+/// backward of [`PrefixActivations::pullback`]. The weights get exactly the gradient of running
+/// every sequence whole, while the prefix is computed once per update instead of once per
+/// micro-batch.
+pub struct PrefixActivations {
+    cache: KvCache,
+    last_hidden: Tensor,
+}
+
+impl PrefixActivations {
+    /// Number of prefix positions.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether the prefix is empty (never, from [`Model::prefix_forward`]).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The activations, in the order [`PrefixActivations::leaves`] and
+    /// [`PrefixActivations::pullback`] use: each layer's keys then values, then the last hidden
+    /// state.
+    fn tensors(&self) -> Vec<&Tensor> {
+        let mut out: Vec<&Tensor> = self
+            .cache
+            .layers
+            .iter()
+            .flatten()
+            .flat_map(|l| [&l.k, &l.v])
+            .collect();
+        out.push(&self.last_hidden);
+        out
+    }
+
+    /// A copy whose tensors are fresh variables, detached from the prefix's graph, with the
+    /// variables in order (read their gradients after a micro-batch's backward).
+    pub fn leaves(&self) -> Result<(PrefixActivations, Vec<Var>)> {
+        let mut vars = Vec::new();
+        let mut leaf = |t: &Tensor| -> Result<Tensor> {
+            let v = Var::from_tensor(&t.detach())?;
+            let out = v.as_tensor().clone();
+            vars.push(v);
+            Ok(out)
+        };
+        let layers = self
+            .cache
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .map(|l| -> Result<LayerCache> {
+                        Ok(LayerCache {
+                            k: leaf(&l.k)?,
+                            v: leaf(&l.v)?,
+                            spare: None,
+                        })
+                    })
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let last_hidden = leaf(&self.last_hidden)?;
+        Ok((
+            PrefixActivations {
+                cache: KvCache { layers },
+                last_hidden,
+            },
+            vars,
+        ))
+    }
+
+    /// `Σ ⟨activation, gradient⟩` over the activations, given the summed gradients of their
+    /// leaves (`None` for a leaf no loss reached): its backward is the prefix's share of the
+    /// update's gradient.
+    pub fn pullback(&self, grads: &[Option<Tensor>]) -> Result<Option<Tensor>> {
+        let tensors = self.tensors();
+        if grads.len() != tensors.len() {
+            return Err(Error::InvalidInput(format!(
+                "{} gradients for {} prefix activations",
+                grads.len(),
+                tensors.len()
+            )));
+        }
+        let mut total: Option<Tensor> = None;
+        for (t, g) in tensors.into_iter().zip(grads) {
+            let Some(g) = g else { continue };
+            let term = (t * g)?.sum_all()?;
+            total = Some(match total {
+                Some(acc) => (acc + term)?,
+                None => term,
+            });
+        }
+        Ok(total)
+    }
+}
+
 /// Position ids and attention mask of one forward call.
 struct Frame {
     /// `[b, t, head_dim/2]` rotary tables for the new positions.
@@ -551,6 +653,35 @@ impl Model {
         suffixes: &[Vec<u32>],
         chunk: usize,
     ) -> Result<Tensor> {
+        let prefix = self.prefix_forward(prefix)?;
+        self.suffix_logprobs(&prefix, suffixes, chunk)
+    }
+
+    /// The differentiable forward of a prefix: its keys and values and last hidden state, what
+    /// [`Model::suffix_logprobs`] continues from.
+    pub fn prefix_forward(&self, prefix: &[u32]) -> Result<PrefixActivations> {
+        let p = prefix.len();
+        if p == 0 {
+            return Err(Error::InvalidInput("an empty prefix".into()));
+        }
+        let mut cache = KvCache::new(self.layers.len());
+        let ids = Tensor::new(prefix, &self.device)?.unsqueeze(0)?;
+        let frame = self.frame(&[(0..p as u32).collect()], &[vec![true; p]], 0)?;
+        let hidden = self.run(&ids, &frame, Some(&mut cache), Kernels::Differentiable)?;
+        Ok(PrefixActivations {
+            cache,
+            last_hidden: hidden.narrow(1, p - 1, 1)?,
+        })
+    }
+
+    /// [`Model::prefix_logprobs`] after a prefix already run ([`Model::prefix_forward`]), or
+    /// its [`PrefixActivations::leaves`] so that several micro-batches share one prefix pass.
+    pub fn suffix_logprobs(
+        &self,
+        prefix: &PrefixActivations,
+        suffixes: &[Vec<u32>],
+        chunk: usize,
+    ) -> Result<Tensor> {
         let p = prefix.len();
         let b = suffixes.len();
         if p == 0 || b == 0 || suffixes.iter().any(Vec::is_empty) {
@@ -559,11 +690,7 @@ impl Model {
             ));
         }
         let w = suffixes.iter().map(Vec::len).max().unwrap_or(0);
-        let mut cache = KvCache::new(self.layers.len());
-        let ids = Tensor::new(prefix, &self.device)?.unsqueeze(0)?;
-        let frame = self.frame(&[(0..p as u32).collect()], &[vec![true; p]], 0)?;
-        let hidden_p = self.run(&ids, &frame, Some(&mut cache), Kernels::Differentiable)?;
-        let mut cache = cache.repeat_batch(b)?;
+        let mut cache = prefix.cache.repeat_batch(b)?;
 
         let mut ids = Vec::with_capacity(b * w);
         let mut key_valid = Vec::with_capacity(b);
@@ -584,7 +711,7 @@ impl Model {
         // Token j of a suffix is predicted by the hidden state just before it: the prefix's last
         // position for j = 0, the suffix's position j-1 otherwise.
         let h = self.config.hidden_size;
-        let last = hidden_p.narrow(1, p - 1, 1)?.broadcast_as((b, 1, h))?;
+        let last = prefix.last_hidden.broadcast_as((b, 1, h))?;
         let before = if w > 1 {
             Tensor::cat(&[&last, &hidden_s.narrow(1, 0, w - 1)?], 1)?
         } else {

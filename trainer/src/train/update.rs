@@ -218,24 +218,21 @@ pub fn sft_loss(
 pub struct MicroBatching {
     /// Most sequences per forward-backward pass.
     pub max_sequences: usize,
-    /// Most tokens per pass as the kernels see them: the shared prefix once, then every
+    /// Most tokens per pass after the update's shared prefix (which runs once, apart): every
     /// sequence's rest padded to the longest.
     pub max_tokens: usize,
-    /// Most attention cells per pass: the padded rest's tokens × the keys each one sees (the
-    /// prefix and the longest rest). Attention keeps `[heads, t, T]` scores per layer for the
-    /// backward, so this is what bounds memory once sequences grow long.
+    /// Most attention cells per pass: those padded tokens × the keys each one sees (the prefix
+    /// and the longest rest). Attention keeps `[heads, t, T]` scores per layer for the backward,
+    /// so this is what bounds memory once sequences grow long.
     pub max_cells: usize,
 }
 
-/// The cost of running `batch` as one pass, as [`MicroBatching`] bounds it: `(tokens, cells)`.
-pub fn pass_cost(batch: &[&Seq]) -> (usize, usize) {
-    if batch.is_empty() {
-        return (0, 0);
-    }
-    let prefix = shared_prefix(batch);
+/// The cost of running `batch` as one pass after the update's shared `prefix` (run once, apart),
+/// as [`MicroBatching`] bounds it: `(tokens, cells)`, every row's rest padded to the longest.
+pub fn pass_cost(batch: &[&Seq], prefix: usize) -> (usize, usize) {
     let longest = batch.iter().map(|s| s.ids.len()).max().unwrap_or(0);
-    let rest = batch.len() * (longest - prefix);
-    (prefix + rest, rest * longest)
+    let rest = batch.len() * longest.saturating_sub(prefix);
+    (rest, rest * longest)
 }
 
 /// The distinct tokens of `seqs`, a shared prefix counted once (the size of their prefix
@@ -259,10 +256,9 @@ pub fn unique_tokens<'a>(seqs: impl IntoIterator<Item = (&'a [u32], &'a [u8])>) 
 }
 
 /// Splits sequences into micro-batches, shortest first so sequences of similar length (and so
-/// little padding) run together; their shared prefix (the system prompt, and a group's prompt
-/// when a micro-batch holds one group) runs once ([`batch_logprobs`]) and counts once against
-/// the budget. A sequence over the budget runs alone.
-pub fn micro_batches(seqs: &[Seq], batching: MicroBatching) -> Vec<Vec<&Seq>> {
+/// little padding) run together, each within the budget for what it runs after the update's
+/// shared `prefix`. A sequence over the budget runs alone.
+pub fn micro_batches(seqs: &[Seq], batching: MicroBatching, prefix: usize) -> Vec<Vec<&Seq>> {
     let mut order: Vec<&Seq> = seqs.iter().collect();
     order.sort_by_key(|s| (s.ids.len(), s.group));
     let mut out: Vec<Vec<&Seq>> = Vec::new();
@@ -270,7 +266,7 @@ pub fn micro_batches(seqs: &[Seq], batching: MicroBatching) -> Vec<Vec<&Seq>> {
         let fits = out.last().is_some_and(|last| {
             let mut with = last.clone();
             with.push(s);
-            let (tokens, cells) = pass_cost(&with);
+            let (tokens, cells) = pass_cost(&with, prefix);
             last.len() < batching.max_sequences.max(1)
                 && tokens <= batching.max_tokens
                 && cells <= batching.max_cells
@@ -281,6 +277,14 @@ pub fn micro_batches(seqs: &[Seq], batching: MicroBatching) -> Vec<Vec<&Seq>> {
         }
     }
     out
+}
+
+/// The frozen reference's log-probabilities of `batch` after `prefix`, `[b, w]` as the policy's.
+fn reference_logprobs(reference: &Model, batch: &[&Seq], prefix: usize) -> Result<Tensor> {
+    let suffixes: Vec<Vec<u32>> = batch.iter().map(|s| s.ids[prefix..].to_vec()).collect();
+    Ok(reference
+        .prefix_logprobs(&batch[0].ids[..prefix], &suffixes, DEFAULT_LOGPROB_CHUNK)?
+        .detach())
 }
 
 /// Adds `grads` into `acc`. Gradients are detached first: a gradient computed from activations
@@ -358,28 +362,54 @@ pub fn update(
     let mut terms_all: Vec<TokenTerm> = Vec::new();
     let mut nll_sum = 0.0;
     let fb = Instant::now();
-    for batch in micro_batches(seqs, batching) {
-        let out = batch_logprobs(model, &batch)?;
-        stats.forward_tokens += out.prefix
-            + batch
-                .iter()
-                .map(|s| s.ids.len() - out.prefix)
-                .sum::<usize>();
-        stats.padded_tokens += pass_cost(&batch).0;
+    if seqs
+        .iter()
+        .any(|s| s.ids.len() < 2 || s.mask.len() != s.ids.len())
+    {
+        return Err(Error::InvalidInput(
+            "every sequence needs two or more tokens and a mask of the same length".into(),
+        ));
+    }
+    // The prefix every sequence shares (the system prompt) runs once per update; micro-batches
+    // continue from leaf copies of its activations (see `PrefixActivations`).
+    let all: Vec<&Seq> = seqs.iter().collect();
+    let prefix_len = shared_prefix(&all);
+    let prefix = match seqs.first() {
+        Some(first) => Some(model.prefix_forward(&first.ids[..prefix_len])?),
+        None => None,
+    };
+    let (leaves, leaf_vars) = match &prefix {
+        Some(p) => {
+            let (l, v) = p.leaves()?;
+            (Some(l), v)
+        }
+        None => (None, Vec::new()),
+    };
+    let mut leaf_grads: Vec<Option<Tensor>> = vec![None; leaf_vars.len()];
+    if prefix.is_some() {
+        stats.forward_tokens += prefix_len;
+        stats.padded_tokens += prefix_len;
+    }
+    for batch in micro_batches(seqs, batching, prefix_len) {
+        let Some(leaves) = leaves.as_ref() else { break };
+        let suffixes: Vec<Vec<u32>> = batch.iter().map(|s| s.ids[prefix_len..].to_vec()).collect();
+        let logprobs = model.suffix_logprobs(leaves, &suffixes, DEFAULT_LOGPROB_CHUNK)?;
+        stats.forward_tokens += suffixes.iter().map(Vec::len).sum::<usize>();
+        stats.padded_tokens += pass_cost(&batch, prefix_len).0;
         stats.unshared_tokens += batch.iter().map(|s| s.ids.len()).sum::<usize>();
         stats.micro_batches += 1;
         stats.target_tokens += batch.iter().map(|s| s.targets()).sum::<usize>();
         let loss = match objective {
             Some(objective) => {
                 let reference_lp = match (reference, objective.kl_coef > 0.0) {
-                    (Some(r), true) => Some(batch_logprobs(r, &batch)?.logprobs.detach()),
+                    (Some(r), true) => Some(reference_logprobs(r, &batch, prefix_len)?),
                     _ => None,
                 };
                 let (loss, terms) = grpo_loss(
                     objective,
                     &batch,
-                    out.prefix,
-                    &out.logprobs,
+                    prefix_len,
+                    &logprobs,
                     reference_lp.as_ref(),
                     total_targets,
                 )?;
@@ -387,13 +417,29 @@ pub fn update(
                 loss
             }
             None => {
-                let (loss, nll) = sft_loss(&batch, out.prefix, &out.logprobs, total_targets)?;
+                let (loss, nll) = sft_loss(&batch, prefix_len, &logprobs, total_targets)?;
                 nll_sum += nll;
                 loss
             }
         };
-        let grads = loss.backward()?;
+        let mut grads = loss.backward()?;
+        for (slot, var) in leaf_grads.iter_mut().zip(&leaf_vars) {
+            if let Some(g) = grads.remove(var.as_tensor()) {
+                let g = g.detach();
+                *slot = Some(match slot.take() {
+                    Some(sum) => (sum + g)?,
+                    None => g,
+                });
+            }
+        }
         accumulate(&mut acc, grads)?;
+    }
+    if let Some(surrogate) = prefix
+        .map(|p| p.pullback(&leaf_grads))
+        .transpose()?
+        .flatten()
+    {
+        accumulate(&mut acc, surrogate.backward()?)?;
     }
     stats.forward_backward_s = fb.elapsed().as_secs_f64();
     let opt = Instant::now();

@@ -187,6 +187,89 @@ fn shared_prefix_gradients_equal_the_unshared_computation() {
     }
 }
 
+/// The prefix run once per update and its activations cut into leaves for each micro-batch: the
+/// leaves' gradients summed and pulled back through the prefix give the weights exactly the
+/// gradient of running every sequence whole.
+#[test]
+fn a_prefix_shared_across_micro_batches_gives_the_unshared_gradient() {
+    let model = tiny_model(3);
+    let seqs = sequences();
+    let p = 5;
+    let weight = |i: usize, pos: usize| 0.1 * (pos as f64 + 1.0) - 0.05 * i as f64;
+
+    let prefix = model.prefix_forward(&seqs[0].ids[..p]).unwrap();
+    let (leaves, vars) = prefix.leaves().unwrap();
+    let mut leaf_grads: Vec<Option<Tensor>> = vec![None; vars.len()];
+    let mut total: Option<candle_core::backprop::GradStore> = None;
+    // Two micro-batches: the first two sequences, then the third.
+    for rows in [vec![0usize, 1], vec![2]] {
+        let suffixes: Vec<Vec<u32>> = rows.iter().map(|&i| seqs[i].ids[p..].to_vec()).collect();
+        let lp = model.suffix_logprobs(&leaves, &suffixes, 4).unwrap();
+        let mut loss = Tensor::zeros((), DType::F64, &Device::Cpu).unwrap();
+        for (r, &i) in rows.iter().enumerate() {
+            for j in 0..seqs[i].ids.len() - p {
+                let v = lp.get(r).unwrap().get(j).unwrap();
+                loss = (loss + (v * weight(i, p + j)).unwrap()).unwrap();
+            }
+        }
+        let mut grads = loss.backward().unwrap();
+        for (slot, var) in leaf_grads.iter_mut().zip(&vars) {
+            if let Some(g) = grads.remove(var.as_tensor()) {
+                *slot = Some(match slot.take() {
+                    Some(s) => (s + g).unwrap(),
+                    None => g,
+                });
+            }
+        }
+        update::accumulate(&mut total, grads).unwrap();
+    }
+    let surrogate = prefix
+        .pullback(&leaf_grads)
+        .unwrap()
+        .expect("the prefix got gradient");
+    update::accumulate(&mut total, surrogate.backward().unwrap()).unwrap();
+    let shared = total.unwrap();
+
+    let mut loss = Tensor::zeros((), DType::F64, &Device::Cpu).unwrap();
+    for (i, s) in seqs.iter().enumerate() {
+        let ids = Tensor::new(s.ids.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let lp = model
+            .token_logprobs(&ids, None, 4)
+            .unwrap()
+            .squeeze(0)
+            .unwrap();
+        for pos in p..s.ids.len() {
+            let v = lp.get(pos - 1).unwrap();
+            loss = (loss + (v * weight(i, pos)).unwrap()).unwrap();
+        }
+    }
+    let unshared = loss.backward().unwrap();
+    let data = model.varmap().data().lock().unwrap();
+    for (name, var) in data.iter() {
+        let a = shared.get(var.as_tensor()).expect("shared gradient");
+        let b = unshared.get(var.as_tensor()).expect("unshared gradient");
+        let diff = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let scale = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff <= 1e-9 * (1.0 + scale), "{name}: {diff}");
+    }
+}
+
 #[test]
 fn only_target_tokens_get_gradient() {
     let seqs = sequences();
