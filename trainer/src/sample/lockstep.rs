@@ -79,6 +79,16 @@ struct Shared {
     memory: Mutex<HashMap<u64, Memory>>,
 }
 
+/// How a turn goes on from its episode's memory.
+struct Carried {
+    /// The episode's keys and values so far.
+    cache: KvCache,
+    /// What to feed after them: the unfed sampled token, then `context`.
+    new: Vec<u32>,
+    /// The turn's context tokens.
+    context: Vec<u32>,
+}
+
 /// An episode's state between turns.
 struct Memory {
     /// The conversation as the model saw it, with its last reply appended.
@@ -205,7 +215,7 @@ impl Policy for BatchedPolicy {
         };
         let restart = carried.is_none();
         let (new, cache, context) = match carried {
-            Some((cache, new, context)) => (new, Some(cache), context),
+            Some(c) => (c.new, Some(c.cache), c.context),
             None => (prompt.clone(), None, prompt.clone()),
         };
         if restart && !first {
@@ -249,11 +259,7 @@ impl BatchedPolicy {
     /// How this turn goes on from the episode's memory: its cache, the tokens to feed after it
     /// and the turn's context. `None` when `messages` is not the remembered conversation
     /// extended, or the template does not render it as one (the turn then restarts).
-    fn continuation(
-        &self,
-        memory: Memory,
-        messages: &[Message],
-    ) -> crate::Result<Option<(KvCache, Vec<u32>, Vec<u32>)>> {
+    fn continuation(&self, memory: Memory, messages: &[Message]) -> crate::Result<Option<Carried>> {
         let tokenizer = &self.shared.loaded.tokenizer;
         let Some(text) =
             tokenizer.turn_continuation(&memory.messages, messages, memory.ended_with_eos)?
@@ -266,7 +272,11 @@ impl BatchedPolicy {
         if new.is_empty() {
             return Ok(None);
         }
-        Ok(Some((memory.cache, new, context)))
+        Ok(Some(Carried {
+            cache: memory.cache,
+            new,
+            context,
+        }))
     }
 }
 
