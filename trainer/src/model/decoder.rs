@@ -285,6 +285,17 @@ impl KvCache {
     /// buffer of its own: what a sequence of a finished batch carries into its next turn, its
     /// padding and masked steps left out, without keeping the batch's buffers alive.
     pub fn select_row(&self, row: usize, keep: &[u32]) -> Result<KvCache> {
+        self.map_tensors(|t| {
+            let index = Tensor::new(keep, t.device())?;
+            Ok(t.narrow(0, row, 1)?
+                .contiguous()?
+                .index_select(&index, 2)?
+                .contiguous()?)
+        })
+    }
+
+    /// A cache whose every layer's keys and values are `f` of this one's (no spare capacity).
+    fn map_tensors(&self, mut f: impl FnMut(&Tensor) -> Result<Tensor>) -> Result<KvCache> {
         let layers = self
             .layers
             .iter()
@@ -292,17 +303,9 @@ impl KvCache {
                 layer
                     .as_ref()
                     .map(|l| -> Result<LayerCache> {
-                        let device = l.k.device();
-                        let index = Tensor::new(keep, device)?;
-                        let pick = |t: &Tensor| -> Result<Tensor> {
-                            Ok(t.narrow(0, row, 1)?
-                                .contiguous()?
-                                .index_select(&index, 2)?
-                                .contiguous()?)
-                        };
                         Ok(LayerCache {
-                            k: pick(&l.k)?,
-                            v: pick(&l.v)?,
+                            k: f(&l.k)?,
+                            v: f(&l.v)?,
                             spare: None,
                         })
                     })
@@ -315,29 +318,15 @@ impl KvCache {
     /// A cache of batch size `b` whose every row is this batch-1 cache. Differentiable: the
     /// gradients of the `b` rows flow back summed into the shared entries.
     pub fn repeat_batch(&self, b: usize) -> Result<KvCache> {
-        let layers = self
-            .layers
-            .iter()
-            .map(|layer| {
-                layer
-                    .as_ref()
-                    .map(|l| -> Result<LayerCache> {
-                        let (one, heads, t, d) = l.k.dims4()?;
-                        if one != 1 {
-                            return Err(Error::InvalidInput(format!(
-                                "repeat_batch needs a batch-1 cache, not {one}"
-                            )));
-                        }
-                        Ok(LayerCache {
-                            k: l.k.broadcast_as((b, heads, t, d))?.contiguous()?,
-                            v: l.v.broadcast_as((b, heads, t, d))?.contiguous()?,
-                            spare: None,
-                        })
-                    })
-                    .transpose()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { layers })
+        self.map_tensors(|t| {
+            let (one, heads, len, d) = t.dims4()?;
+            if one != 1 {
+                return Err(Error::InvalidInput(format!(
+                    "repeat_batch needs a batch-1 cache, not {one}"
+                )));
+            }
+            Ok(t.broadcast_as((b, heads, len, d))?.contiguous()?)
+        })
     }
 }
 
@@ -392,30 +381,9 @@ impl PrefixActivations {
             vars.push(v);
             Ok(out)
         };
-        let layers = self
-            .cache
-            .layers
-            .iter()
-            .map(|l| {
-                l.as_ref()
-                    .map(|l| -> Result<LayerCache> {
-                        Ok(LayerCache {
-                            k: leaf(&l.k)?,
-                            v: leaf(&l.v)?,
-                            spare: None,
-                        })
-                    })
-                    .transpose()
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let cache = self.cache.map_tensors(&mut leaf)?;
         let last_hidden = leaf(&self.last_hidden)?;
-        Ok((
-            PrefixActivations {
-                cache: KvCache { layers },
-                last_hidden,
-            },
-            vars,
-        ))
+        Ok((PrefixActivations { cache, last_hidden }, vars))
     }
 
     /// `Σ ⟨activation, gradient⟩` over the activations, given the summed gradients of their
@@ -873,44 +841,39 @@ impl Model {
             // Grouped-query attention without copying keys: the `rep` query heads that share a
             // key/value head are stacked along the time axis of one matmul.
             let q = q.reshape((b, c.num_kv_heads, rep * t, c.head_dim))?;
-            if let (Kernels::Fused, Some(mask)) = (kernels, &frame.mask_cpu) {
-                if crate::kernels::decode_attention::applies(&q, t) {
-                    let heads = crate::kernels::decode_attention::attention(
-                        &q,
-                        &k,
-                        &v,
-                        mask.clone(),
-                        t,
-                        scale,
-                    )?;
-                    let attn = crate::kernels::rotary_heads::from_heads(&heads.reshape((
-                        b,
-                        c.num_heads,
-                        t,
-                        c.head_dim,
-                    ))?)?;
-                    x = (x + layer.o.forward(&attn, kernels)?)?;
-                    x = mlp_block(&x, layer, c.rms_norm_eps, kernels)?;
-                    continue;
+            let decode_mask = match (kernels, &frame.mask_cpu) {
+                (Kernels::Fused, Some(mask))
+                    if crate::kernels::decode_attention::applies(&q, t) =>
+                {
+                    Some(mask)
                 }
-            }
-            let scores = q.matmul(&k.t()?)?;
-            let probs = match kernels {
-                Kernels::Differentiable => {
-                    crate::kernels::softmax::masked_softmax(&scores, &frame.mask, scale)?
+                _ => None,
+            };
+            let heads = match decode_mask {
+                Some(mask) => {
+                    crate::kernels::decode_attention::attention(&q, &k, &v, mask.clone(), t, scale)?
                 }
-                Kernels::Fused => {
-                    let x = (scores.reshape((b, c.num_heads, t, total))? * scale)?
-                        .broadcast_add(&frame.mask.unsqueeze(1)?)?;
-                    candle_nn::ops::softmax_last_dim(&x)?.reshape((
-                        b,
-                        c.num_kv_heads,
-                        rep * t,
-                        total,
-                    ))?
+                None => {
+                    let scores = q.matmul(&k.t()?)?;
+                    let probs = match kernels {
+                        Kernels::Differentiable => {
+                            crate::kernels::softmax::masked_softmax(&scores, &frame.mask, scale)?
+                        }
+                        Kernels::Fused => {
+                            let x = (scores.reshape((b, c.num_heads, t, total))? * scale)?
+                                .broadcast_add(&frame.mask.unsqueeze(1)?)?;
+                            candle_nn::ops::softmax_last_dim(&x)?.reshape((
+                                b,
+                                c.num_kv_heads,
+                                rep * t,
+                                total,
+                            ))?
+                        }
+                    };
+                    probs.matmul(&v)?
                 }
             };
-            let attn = crate::kernels::rotary_heads::from_heads(&probs.matmul(&v)?.reshape((
+            let attn = crate::kernels::rotary_heads::from_heads(&heads.reshape((
                 b,
                 c.num_heads,
                 t,

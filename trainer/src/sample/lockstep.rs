@@ -97,8 +97,6 @@ struct Memory {
     cache: KvCache,
     /// Sampled tokens not yet fed (the last one of the reply).
     unfed: Vec<u32>,
-    /// The reply ended with the end-of-turn token.
-    ended_with_eos: bool,
 }
 
 #[derive(Default)]
@@ -261,8 +259,9 @@ impl BatchedPolicy {
     /// extended, or the template does not render it as one (the turn then restarts).
     fn continuation(&self, memory: Memory, messages: &[Message]) -> crate::Result<Option<Carried>> {
         let tokenizer = &self.shared.loaded.tokenizer;
-        let Some(text) =
-            tokenizer.turn_continuation(&memory.messages, messages, memory.ended_with_eos)?
+        let eos = tokenizer.eos().map(|(_, id)| id);
+        let ended_with_eos = eos.is_some() && memory.unfed.last().copied() == eos;
+        let Some(text) = tokenizer.turn_continuation(&memory.messages, messages, ended_with_eos)?
         else {
             return Ok(None);
         };
@@ -293,7 +292,6 @@ fn launch_if_ready(shared: &Arc<Shared>, state: &mut State) {
 }
 
 fn sample(shared: &Shared, batch: Vec<Pending>) {
-    let eos = shared.loaded.tokenizer.eos().map(|(_, id)| id);
     for mut chunk in chunks(batch, shared.max_batch) {
         let started = Instant::now();
         let rows: Vec<Continuation> = chunk
@@ -345,7 +343,6 @@ fn sample(shared: &Shared, batch: Vec<Pending>) {
                             messages,
                             cache,
                             unfed: g.tokens.last().copied().into_iter().collect(),
-                            ended_with_eos: eos.is_some() && g.tokens.last().copied() == eos,
                         },
                     );
                     let turn = PolicyTurn {

@@ -231,7 +231,12 @@ pub struct MicroBatching {
 /// as [`MicroBatching`] bounds it: `(tokens, cells)`, every row's rest padded to the longest.
 pub fn pass_cost(batch: &[&Seq], prefix: usize) -> (usize, usize) {
     let longest = batch.iter().map(|s| s.ids.len()).max().unwrap_or(0);
-    let rest = batch.len() * longest.saturating_sub(prefix);
+    cost_of(batch.len(), longest, prefix)
+}
+
+/// [`pass_cost`] of `rows` sequences whose longest has `longest` tokens.
+fn cost_of(rows: usize, longest: usize, prefix: usize) -> (usize, usize) {
+    let rest = rows * longest.saturating_sub(prefix);
     (rest, rest * longest)
 }
 
@@ -263,10 +268,9 @@ pub fn micro_batches(seqs: &[Seq], batching: MicroBatching, prefix: usize) -> Ve
     order.sort_by_key(|s| (s.ids.len(), s.group));
     let mut out: Vec<Vec<&Seq>> = Vec::new();
     for s in order {
+        // Shortest first: `s` is the longest of its micro-batch.
         let fits = out.last().is_some_and(|last| {
-            let mut with = last.clone();
-            with.push(s);
-            let (tokens, cells) = pass_cost(&with, prefix);
+            let (tokens, cells) = cost_of(last.len() + 1, s.ids.len(), prefix);
             last.len() < batching.max_sequences.max(1)
                 && tokens <= batching.max_tokens
                 && cells <= batching.max_cells
@@ -372,28 +376,19 @@ pub fn update(
     }
     // The prefix every sequence shares (the system prompt) runs once per update; micro-batches
     // continue from leaf copies of its activations (see `PrefixActivations`).
+    let Some(first) = seqs.first() else {
+        return Ok(stats);
+    };
     let all: Vec<&Seq> = seqs.iter().collect();
     let prefix_len = shared_prefix(&all);
-    let prefix = match seqs.first() {
-        Some(first) => Some(model.prefix_forward(&first.ids[..prefix_len])?),
-        None => None,
-    };
-    let (leaves, leaf_vars) = match &prefix {
-        Some(p) => {
-            let (l, v) = p.leaves()?;
-            (Some(l), v)
-        }
-        None => (None, Vec::new()),
-    };
+    let prefix = model.prefix_forward(&first.ids[..prefix_len])?;
+    let (leaves, leaf_vars) = prefix.leaves()?;
     let mut leaf_grads: Vec<Option<Tensor>> = vec![None; leaf_vars.len()];
-    if prefix.is_some() {
-        stats.forward_tokens += prefix_len;
-        stats.padded_tokens += prefix_len;
-    }
+    stats.forward_tokens += prefix_len;
+    stats.padded_tokens += prefix_len;
     for batch in micro_batches(seqs, batching, prefix_len) {
-        let Some(leaves) = leaves.as_ref() else { break };
         let suffixes: Vec<Vec<u32>> = batch.iter().map(|s| s.ids[prefix_len..].to_vec()).collect();
-        let logprobs = model.suffix_logprobs(leaves, &suffixes, DEFAULT_LOGPROB_CHUNK)?;
+        let logprobs = model.suffix_logprobs(&leaves, &suffixes, DEFAULT_LOGPROB_CHUNK)?;
         stats.forward_tokens += suffixes.iter().map(Vec::len).sum::<usize>();
         stats.padded_tokens += pass_cost(&batch, prefix_len).0;
         stats.unshared_tokens += batch.iter().map(|s| s.ids.len()).sum::<usize>();
@@ -434,11 +429,7 @@ pub fn update(
         }
         accumulate(&mut acc, grads)?;
     }
-    if let Some(surrogate) = prefix
-        .map(|p| p.pullback(&leaf_grads))
-        .transpose()?
-        .flatten()
-    {
+    if let Some(surrogate) = prefix.pullback(&leaf_grads)? {
         accumulate(&mut acc, surrogate.backward()?)?;
     }
     stats.forward_backward_s = fb.elapsed().as_secs_f64();

@@ -114,6 +114,30 @@ fn sequences() -> Vec<Seq> {
     ]
 }
 
+/// Every weight's gradient in `shared` equals the one in `unshared` to 1e-9 (relative to its
+/// largest entry).
+fn assert_same_gradients(
+    model: &Model,
+    shared: &candle_core::backprop::GradStore,
+    unshared: &candle_core::backprop::GradStore,
+) {
+    let max_abs = |t: &Tensor| {
+        t.abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    let data = model.varmap().data().lock().unwrap();
+    for (name, var) in data.iter() {
+        let a = shared.get(var.as_tensor()).expect("shared gradient");
+        let b = unshared.get(var.as_tensor()).expect("unshared gradient");
+        let diff = max_abs(&(a - b).unwrap());
+        assert!(diff <= 1e-9 * (1.0 + max_abs(b)), "{name}: {diff}");
+    }
+}
+
 #[test]
 fn shared_prefix_gradients_equal_the_unshared_computation() {
     let model = tiny_model(3);
@@ -164,27 +188,7 @@ fn shared_prefix_gradients_equal_the_unshared_computation() {
     for (a, b) in shared_values.iter().zip(&values) {
         assert!((a - b).abs() < 1e-10, "{a} vs {b}");
     }
-    let data = model.varmap().data().lock().unwrap();
-    for (name, var) in data.iter() {
-        let a = shared.get(var.as_tensor()).expect("shared gradient");
-        let b = unshared.get(var.as_tensor()).expect("unshared gradient");
-        let diff = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        let scale = b
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        assert!(diff <= 1e-9 * (1.0 + scale), "{name}: {diff}");
-    }
+    assert_same_gradients(&model, &shared, &unshared);
 }
 
 /// The prefix run once per update and its activations cut into leaves for each micro-batch: the
@@ -247,27 +251,7 @@ fn a_prefix_shared_across_micro_batches_gives_the_unshared_gradient() {
         }
     }
     let unshared = loss.backward().unwrap();
-    let data = model.varmap().data().lock().unwrap();
-    for (name, var) in data.iter() {
-        let a = shared.get(var.as_tensor()).expect("shared gradient");
-        let b = unshared.get(var.as_tensor()).expect("unshared gradient");
-        let diff = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        let scale = b
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        assert!(diff <= 1e-9 * (1.0 + scale), "{name}: {diff}");
-    }
+    assert_same_gradients(&model, &shared, &unshared);
 }
 
 #[test]
