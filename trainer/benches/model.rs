@@ -1,12 +1,13 @@
 //! Throughput of the model runtime at SmolLM2-135M shapes with random weights (no download
 //! needed): forward and forward+backward of token log-probabilities at batch x seq tokens, one
 //! AdamW step, the forward+backward of a GRPO group with and without the shared-prefix forward,
-//! peak RSS, and KV-cached decoding at batch 1 and 8.
+//! peak RSS, and KV-cached decoding (at batch 1 and 8 unless `BENCH_DECODE_BATCHES` says).
 //!
 //! `cargo bench -p trainer --bench model` (release profile). Environment: `BENCH_BATCH` (8),
 //! `BENCH_SEQ` (256), `BENCH_DECODE_TOKENS` (64), `BENCH_REPEATS` (2), `BENCH_PREFIX` (512),
-//! `BENCH_COMPLETION` (64), `BENCH_GROUP` (4), `BENCH_DECODE_PROMPT` (16), `BENCH_ONLY` (a comma list of `train`, `group`,
-//! `decode`: the parts to run; all by default), `BENCH_DEVICE` (`cpu`; `cuda` needs the `cuda`
+//! `BENCH_COMPLETION` (64), `BENCH_GROUP` (4), `BENCH_DECODE_PROMPT` (16),
+//! `BENCH_DECODE_BATCHES` (`1,8`), `BENCH_ONLY` (a comma list of `train`, `group`, `decode`: the
+//! parts to run; all by default), `BENCH_DEVICE` (`cpu`; `cuda` needs the `cuda`
 //! feature), `BENCH_DTYPE` (`f32`, `bf16` or `f16`). Compare with
 //! `bash trainer/benches/torch_bench.sh` (same shapes and thread count).
 
@@ -192,7 +193,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A rollout's later turns decode after ~700 cached positions, where reading the cache
     // weighs as much as the weights: BENCH_DECODE_PROMPT=700 shows it.
     let prompt_len = env_usize("BENCH_DECODE_PROMPT", 16);
-    for b in [1usize, 8].into_iter().filter(|_| wanted("decode")) {
+    for b in decode_batches().into_iter().filter(|_| wanted("decode")) {
         let mut decode_s = f64::INFINITY;
         let secs = best_of(&device, repeats, || {
             let s = decode(&model, b, prompt_len, decode_tokens).map_err(to_candle)?;
@@ -237,4 +238,12 @@ fn decode(model: &Model, batch: usize, prompt_len: usize, steps: usize) -> train
 
 fn to_candle(e: trainer::Error) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
+}
+
+/// `BENCH_DECODE_BATCHES`: a comma list of decoding batch sizes (default `1,8`).
+fn decode_batches() -> Vec<usize> {
+    std::env::var("BENCH_DECODE_BATCHES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 8])
 }

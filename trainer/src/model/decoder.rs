@@ -356,9 +356,10 @@ impl PrefixActivations {
         self.len() == 0
     }
 
-    /// The activations, in the order [`PrefixActivations::leaves`] and
-    /// [`PrefixActivations::pullback`] use: each layer's keys then values, then the last hidden
-    /// state.
+    /// The activations a gradient can flow back through, in the order
+    /// [`PrefixActivations::leaves`] and [`PrefixActivations::pullback`] use: each layer's keys
+    /// then values, then the last hidden state. Those of frozen layers
+    /// ([`Model::freeze_bottom_layers`]) have no graph and are left out.
     fn tensors(&self) -> Vec<&Tensor> {
         let mut out: Vec<&Tensor> = self
             .cache
@@ -368,14 +369,20 @@ impl PrefixActivations {
             .flat_map(|l| [&l.k, &l.v])
             .collect();
         out.push(&self.last_hidden);
+        out.retain(|t| t.track_op());
         out
     }
 
     /// A copy whose tensors are fresh variables, detached from the prefix's graph, with the
-    /// variables in order (read their gradients after a micro-batch's backward).
+    /// variables in order (read their gradients after a micro-batch's backward). Activations
+    /// of frozen layers stay as they are: a variable there would make every micro-batch
+    /// differentiate through the layers that learn nothing.
     pub fn leaves(&self) -> Result<(PrefixActivations, Vec<Var>)> {
         let mut vars = Vec::new();
         let mut leaf = |t: &Tensor| -> Result<Tensor> {
+            if !t.track_op() {
+                return Ok(t.clone());
+            }
             let v = Var::from_tensor(&t.detach())?;
             let out = v.as_tensor().clone();
             vars.push(v);
@@ -431,9 +438,28 @@ pub struct Model {
     layers: Vec<Layer>,
     norm: Tensor,
     lm_head: Tensor,
+    /// Bottom layers that run without a graph in differentiable passes (see
+    /// [`Model::freeze_bottom_layers`]).
+    frozen_layers: usize,
 }
 
 impl Model {
+    /// Keeps the input embedding and the bottom `n` decoder layers fixed in training: their
+    /// forward runs without a graph, so a backward stops at layer `n` and costs nothing below
+    /// it. The top layers, the final norm and the output projection (tied to the embedding in
+    /// SmolLM2, so it still learns through the output side) get gradients exactly as in full
+    /// training; the frozen weights get none.
+    pub fn freeze_bottom_layers(&mut self, n: usize) -> Result<()> {
+        if n > self.layers.len() {
+            return Err(Error::InvalidInput(format!(
+                "cannot freeze {n} layers of a {}-layer model",
+                self.layers.len()
+            )));
+        }
+        self.frozen_layers = n;
+        Ok(())
+    }
+
     /// Builds a model from named weights (Hugging Face names), checking every shape against the
     /// config. Weights are converted to `dtype` and become trainable variables.
     pub fn from_weights(
@@ -521,6 +547,7 @@ impl Model {
             layers,
             norm,
             lm_head,
+            frozen_layers: 0,
         })
     }
 
@@ -650,6 +677,31 @@ impl Model {
         suffixes: &[Vec<u32>],
         chunk: usize,
     ) -> Result<Tensor> {
+        let w = suffixes.iter().map(Vec::len).max().unwrap_or(0);
+        let lp = self.suffix_logprobs_of(prefix, suffixes, None, chunk)?;
+        Ok(lp.reshape((suffixes.len(), w))?)
+    }
+
+    /// [`Model::suffix_logprobs`] at the flat indices `at` into its `[b, w]` result only, `[n]`
+    /// in the order of `at`. The output projection and its softmax over the vocabulary are a
+    /// fifth of a token's cost, and training needs them only where a token is learnt.
+    pub fn suffix_logprobs_at(
+        &self,
+        prefix: &PrefixActivations,
+        suffixes: &[Vec<u32>],
+        at: &[u32],
+        chunk: usize,
+    ) -> Result<Tensor> {
+        self.suffix_logprobs_of(prefix, suffixes, Some(at), chunk)
+    }
+
+    fn suffix_logprobs_of(
+        &self,
+        prefix: &PrefixActivations,
+        suffixes: &[Vec<u32>],
+        at: Option<&[u32]>,
+        chunk: usize,
+    ) -> Result<Tensor> {
         let p = prefix.len();
         let b = suffixes.len();
         if p == 0 || b == 0 || suffixes.iter().any(Vec::is_empty) {
@@ -685,8 +737,20 @@ impl Model {
         } else {
             last.contiguous()?
         };
-        let lp = self.logprobs_of(&before, &ids, chunk)?;
-        Ok(lp.reshape((b, w))?)
+        match at {
+            None => self.logprobs_of(&before, &ids, chunk),
+            Some(at) => {
+                if let Some(&bad) = at.iter().find(|&&i| i as usize >= b * w) {
+                    return Err(Error::InvalidInput(format!(
+                        "log-probability index {bad} outside [{b}, {w}]"
+                    )));
+                }
+                let index = Tensor::new(at, &self.device)?;
+                let before = before.reshape((b * w, h))?.index_select(&index, 0)?;
+                let targets = ids.flatten_all()?.index_select(&index, 0)?;
+                self.logprobs_of(&before, &targets, chunk)
+            }
+        }
     }
 
     /// `log softmax(hidden @ lm_head^T)[target]` row by row, for hidden `[.., h]` and targets of
@@ -799,7 +863,12 @@ impl Model {
         // Sampling runs on detached views of the weights: the weights are variables, and with
         // them every activation of the pass would be kept for a backward that never comes.
         let fused = kernels == Kernels::Fused;
-        let embed = if fused {
+        let frozen = if fused {
+            self.layers.len()
+        } else {
+            self.frozen_layers
+        };
+        let embed = if fused || frozen > 0 {
             self.embed.detach()
         } else {
             self.embed.clone()
@@ -810,7 +879,7 @@ impl Model {
         let scale = 1.0 / (c.head_dim as f64).sqrt();
         for (li, layer) in self.layers.iter().enumerate() {
             let detached;
-            let layer = if fused {
+            let layer = if li < frozen {
                 detached = layer.detached();
                 &detached
             } else {

@@ -312,6 +312,10 @@ pub struct GrpoSection {
     /// Start from these weights instead of `[model] path` (e.g. the export of `trainer sft`);
     /// the tokenizer still comes from `[model] path` when the directory has none.
     pub start_from: Option<PathBuf>,
+    /// Bottom decoder layers (and the input embedding) kept fixed: the backward stops above
+    /// them, so a step's forward-backward costs less (0 = every layer learns). See
+    /// `Model::freeze_bottom_layers`.
+    pub frozen_layers: usize,
 }
 
 impl Default for GrpoSection {
@@ -329,6 +333,7 @@ impl Default for GrpoSection {
             kl_coef: 0.0,
             advantage_eps: 1e-6,
             start_from: None,
+            frozen_layers: 0,
         }
     }
 }

@@ -110,7 +110,11 @@ impl GrpoRun {
             .start_from
             .clone()
             .unwrap_or(config.model.path.clone());
-        let loaded = load_start(&start, &config.model.path, &device)?;
+        let mut loaded = load_start(&start, &config.model.path, &device)?;
+        loaded
+            .model
+            .freeze_bottom_layers(config.grpo.frozen_layers)
+            .map_err(|e| Error::InvalidInput(format!("[grpo] frozen_layers: {e}")))?;
         let named = checkpoint::named_vars(&loaded.model);
         // The frozen reference is a copy of the starting weights (not a second read of the
         // files, which a weights-only directory could not even satisfy).

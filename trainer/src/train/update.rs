@@ -125,8 +125,9 @@ pub fn target_indices(batch: &[&Seq], prefix: usize, width: usize) -> Vec<u32> {
 /// share of [`grpo::batch_loss`] (normalised by `total_targets`, the batch's target-token count),
 /// plus the per-token terms for the metrics.
 ///
-/// `new` is `[b, w]` from [`batch_logprobs`], `reference` the same for the frozen model (only
-/// when `objective.kl_coef > 0`).
+/// `new` holds the policy's log-probabilities of the batch's target tokens, `[n]` in the order
+/// of [`target_indices`] (as [`Model::suffix_logprobs_at`] gives them); `reference` the same for
+/// the frozen model (only when `objective.kl_coef > 0`).
 pub fn grpo_loss(
     objective: &Objective,
     batch: &[&Seq],
@@ -135,26 +136,8 @@ pub fn grpo_loss(
     reference: Option<&Tensor>,
     total_targets: usize,
 ) -> Result<(Tensor, Vec<TokenTerm>)> {
-    let (_, w) = new.dims2()?;
-    let idx = target_indices(batch, prefix, w);
-    if idx.is_empty() {
-        return Ok((new.zeros_like()?.sum_all()?, Vec::new()));
-    }
-    let device = new.device();
-    let index = Tensor::new(idx.as_slice(), device)?;
-    let new_t = new.flatten_all()?.index_select(&index, 0)?;
-    let new_v: Vec<f32> = new_t.to_dtype(DType::F32)?.to_vec1()?;
-    let ref_v: Option<Vec<f32>> = match reference {
-        Some(r) => Some(
-            r.flatten_all()?
-                .index_select(&index, 0)?
-                .to_dtype(DType::F32)?
-                .to_vec1()?,
-        ),
-        None => None,
-    };
-    let mut old = Vec::with_capacity(idx.len());
-    let mut adv = Vec::with_capacity(idx.len());
+    let mut old = Vec::new();
+    let mut adv = Vec::new();
     for s in batch {
         for (j, &m) in s.mask[prefix..].iter().enumerate() {
             if m == 1 {
@@ -163,7 +146,24 @@ pub fn grpo_loss(
             }
         }
     }
-    let terms: Vec<TokenTerm> = (0..idx.len())
+    if new.dims() != [old.len()] || reference.is_some_and(|r| r.dims() != [old.len()]) {
+        return Err(Error::InvalidInput(format!(
+            "GRPO loss: {} target tokens, log-probabilities {:?} (reference {:?})",
+            old.len(),
+            new.dims(),
+            reference.map(Tensor::dims)
+        )));
+    }
+    if old.is_empty() {
+        return Ok((new.sum_all()?, Vec::new()));
+    }
+    let device = new.device();
+    let new_v: Vec<f32> = new.to_dtype(DType::F32)?.to_vec1()?;
+    let ref_v: Option<Vec<f32>> = match reference {
+        Some(r) => Some(r.to_dtype(DType::F32)?.to_vec1()?),
+        None => None,
+    };
+    let terms: Vec<TokenTerm> = (0..old.len())
         .map(|k| {
             grpo::token_term(
                 objective,
@@ -181,33 +181,22 @@ pub fn grpo_loss(
     let dtype = new.dtype();
     let old_t = Tensor::new(old.as_slice(), device)?.to_dtype(dtype)?;
     let w_t = Tensor::new(weights.as_slice(), device)?.to_dtype(dtype)?;
-    let ratio = (&new_t - &old_t)?.exp()?;
+    let ratio = (new - &old_t)?.exp()?;
     let mut loss = (ratio * w_t)?.sum_all()?;
     if let (Some(r), true) = (ref_v, objective.kl_coef > 0.0) {
         // d/dp [exp(q - p) + p] = 1 - exp(q - p) = d/dp k3(p, q).
         let q = Tensor::new(r.as_slice(), device)?.to_dtype(dtype)?;
-        let kl = ((q - &new_t)?.exp()? + &new_t)?.sum_all()?;
+        let kl = ((q - new)?.exp()? + new)?.sum_all()?;
         loss = (loss + (kl * (objective.kl_coef / total_targets.max(1) as f64))?)?;
     }
     Ok((loss, terms))
 }
 
-/// The SFT loss of a micro-batch: the summed negative log-likelihood of its target tokens over
-/// `total_targets` (token-level mean over the whole batch). Returns it with the NLL sum.
-pub fn sft_loss(
-    batch: &[&Seq],
-    prefix: usize,
-    new: &Tensor,
-    total_targets: usize,
-) -> Result<(Tensor, f64)> {
-    let (_, w) = new.dims2()?;
-    let idx = target_indices(batch, prefix, w);
-    if idx.is_empty() {
-        return Ok((new.zeros_like()?.sum_all()?, 0.0));
-    }
-    let index = Tensor::new(idx.as_slice(), new.device())?;
-    let picked = new.flatten_all()?.index_select(&index, 0)?;
-    let sum = picked.sum_all()?;
+/// The SFT loss of a micro-batch from its target tokens' log-probabilities (`[n]`, as for
+/// [`grpo_loss`]): their summed negative log-likelihood over `total_targets` (token-level mean
+/// over the whole batch). Returns it with the NLL sum.
+pub fn sft_loss(new: &Tensor, total_targets: usize) -> Result<(Tensor, f64)> {
+    let sum = new.sum_all()?;
     let nll = -(sum.to_dtype(DType::F64)?.to_scalar::<f64>()?);
     let loss = (sum * (-1.0 / total_targets.max(1) as f64))?;
     Ok((loss, nll))
@@ -283,11 +272,18 @@ pub fn micro_batches(seqs: &[Seq], batching: MicroBatching, prefix: usize) -> Ve
     out
 }
 
-/// The frozen reference's log-probabilities of `batch` after `prefix`, `[b, w]` as the policy's.
-fn reference_logprobs(reference: &Model, batch: &[&Seq], prefix: usize) -> Result<Tensor> {
+/// The frozen reference's log-probabilities of `batch`'s target tokens after `prefix`, `[n]` as
+/// the policy's.
+fn reference_logprobs(
+    reference: &Model,
+    batch: &[&Seq],
+    prefix: usize,
+    at: &[u32],
+) -> Result<Tensor> {
     let suffixes: Vec<Vec<u32>> = batch.iter().map(|s| s.ids[prefix..].to_vec()).collect();
+    let activations = reference.prefix_forward(&batch[0].ids[..prefix])?;
     Ok(reference
-        .prefix_logprobs(&batch[0].ids[..prefix], &suffixes, DEFAULT_LOGPROB_CHUNK)?
+        .suffix_logprobs_at(&activations, &suffixes, at, DEFAULT_LOGPROB_CHUNK)?
         .detach())
 }
 
@@ -388,7 +384,9 @@ pub fn update(
     stats.padded_tokens += prefix_len;
     for batch in micro_batches(seqs, batching, prefix_len) {
         let suffixes: Vec<Vec<u32>> = batch.iter().map(|s| s.ids[prefix_len..].to_vec()).collect();
-        let logprobs = model.suffix_logprobs(&leaves, &suffixes, DEFAULT_LOGPROB_CHUNK)?;
+        let width = suffixes.iter().map(Vec::len).max().unwrap_or(0);
+        let at = target_indices(&batch, prefix_len, width);
+        let logprobs = model.suffix_logprobs_at(&leaves, &suffixes, &at, DEFAULT_LOGPROB_CHUNK)?;
         stats.forward_tokens += suffixes.iter().map(Vec::len).sum::<usize>();
         stats.padded_tokens += pass_cost(&batch, prefix_len).0;
         stats.unshared_tokens += batch.iter().map(|s| s.ids.len()).sum::<usize>();
@@ -397,7 +395,7 @@ pub fn update(
         let loss = match objective {
             Some(objective) => {
                 let reference_lp = match (reference, objective.kl_coef > 0.0) {
-                    (Some(r), true) => Some(reference_logprobs(r, &batch, prefix_len)?),
+                    (Some(r), true) => Some(reference_logprobs(r, &batch, prefix_len, &at)?),
                     _ => None,
                 };
                 let (loss, terms) = grpo_loss(
@@ -412,7 +410,7 @@ pub fn update(
                 loss
             }
             None => {
-                let (loss, nll) = sft_loss(&batch, prefix_len, &logprobs, total_targets)?;
+                let (loss, nll) = sft_loss(&logprobs, total_targets)?;
                 nll_sum += nll;
                 loss
             }

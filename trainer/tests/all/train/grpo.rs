@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor};
 use trainer::train::grpo::{self, Objective, Schedule};
 use trainer::train::update::{self, Seq};
 use trainer::{Architecture, Model, ModelConfig};
@@ -114,21 +115,18 @@ fn sequences() -> Vec<Seq> {
     ]
 }
 
+fn max_abs(t: &Tensor) -> f64 {
+    t.abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
 /// Every weight's gradient in `shared` equals the one in `unshared` to 1e-9 (relative to its
 /// largest entry).
-fn assert_same_gradients(
-    model: &Model,
-    shared: &candle_core::backprop::GradStore,
-    unshared: &candle_core::backprop::GradStore,
-) {
-    let max_abs = |t: &Tensor| {
-        t.abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
+fn assert_same_gradients(model: &Model, shared: &GradStore, unshared: &GradStore) {
     let data = model.varmap().data().lock().unwrap();
     for (name, var) in data.iter() {
         let a = shared.get(var.as_tensor()).expect("shared gradient");
@@ -191,21 +189,20 @@ fn shared_prefix_gradients_equal_the_unshared_computation() {
     assert_same_gradients(&model, &shared, &unshared);
 }
 
-/// The prefix run once per update and its activations cut into leaves for each micro-batch: the
-/// leaves' gradients summed and pulled back through the prefix give the weights exactly the
-/// gradient of running every sequence whole.
-#[test]
-fn a_prefix_shared_across_micro_batches_gives_the_unshared_gradient() {
-    let model = tiny_model(3);
-    let seqs = sequences();
-    let p = 5;
-    let weight = |i: usize, pos: usize| 0.1 * (pos as f64 + 1.0) - 0.05 * i as f64;
-
+/// The gradient of `Σ weight(i, pos) · log p(token pos of sequence i)` over the positions after
+/// the `p`-token prefix, computed as an update does: the prefix run once, its activations cut
+/// into leaves, two micro-batches (sequences 0 and 1, then 2), the leaves' gradients summed and
+/// pulled back through the prefix.
+fn micro_batched_gradient(
+    model: &Model,
+    seqs: &[Seq],
+    p: usize,
+    weight: impl Fn(usize, usize) -> f64,
+) -> GradStore {
     let prefix = model.prefix_forward(&seqs[0].ids[..p]).unwrap();
     let (leaves, vars) = prefix.leaves().unwrap();
     let mut leaf_grads: Vec<Option<Tensor>> = vec![None; vars.len()];
-    let mut total: Option<candle_core::backprop::GradStore> = None;
-    // Two micro-batches: the first two sequences, then the third.
+    let mut total: Option<GradStore> = None;
     for rows in [vec![0usize, 1], vec![2]] {
         let suffixes: Vec<Vec<u32>> = rows.iter().map(|&i| seqs[i].ids[p..].to_vec()).collect();
         let lp = model.suffix_logprobs(&leaves, &suffixes, 4).unwrap();
@@ -227,13 +224,19 @@ fn a_prefix_shared_across_micro_batches_gives_the_unshared_gradient() {
         }
         update::accumulate(&mut total, grads).unwrap();
     }
-    let surrogate = prefix
-        .pullback(&leaf_grads)
-        .unwrap()
-        .expect("the prefix got gradient");
-    update::accumulate(&mut total, surrogate.backward().unwrap()).unwrap();
-    let shared = total.unwrap();
+    if let Some(surrogate) = prefix.pullback(&leaf_grads).unwrap() {
+        update::accumulate(&mut total, surrogate.backward().unwrap()).unwrap();
+    }
+    total.expect("the loss reached some weight")
+}
 
+/// The same gradient with every sequence run whole, on its own.
+fn whole_sequence_gradient(
+    model: &Model,
+    seqs: &[Seq],
+    p: usize,
+    weight: impl Fn(usize, usize) -> f64,
+) -> GradStore {
     let mut loss = Tensor::zeros((), DType::F64, &Device::Cpu).unwrap();
     for (i, s) in seqs.iter().enumerate() {
         let ids = Tensor::new(s.ids.as_slice(), &Device::Cpu)
@@ -250,51 +253,127 @@ fn a_prefix_shared_across_micro_batches_gives_the_unshared_gradient() {
             loss = (loss + (v * weight(i, pos)).unwrap()).unwrap();
         }
     }
-    let unshared = loss.backward().unwrap();
+    loss.backward().unwrap()
+}
+
+fn position_weight(i: usize, pos: usize) -> f64 {
+    0.1 * (pos as f64 + 1.0) - 0.05 * i as f64
+}
+
+/// The prefix run once per update and its activations cut into leaves for each micro-batch: the
+/// leaves' gradients summed and pulled back through the prefix give the weights exactly the
+/// gradient of running every sequence whole.
+#[test]
+fn a_prefix_shared_across_micro_batches_gives_the_unshared_gradient() {
+    let model = tiny_model(3);
+    let seqs = sequences();
+    let shared = micro_batched_gradient(&model, &seqs, 5, position_weight);
+    let unshared = whole_sequence_gradient(&model, &seqs, 5, position_weight);
     assert_same_gradients(&model, &shared, &unshared);
 }
 
+/// With the bottom layers frozen, the layers above get exactly the gradient of full training
+/// and the frozen ones none, through the shared prefix and micro-batches as an update runs.
 #[test]
-fn only_target_tokens_get_gradient() {
+fn frozen_bottom_layers_get_no_gradient_and_the_rest_the_full_one() {
+    let full = tiny_model(3);
+    let mut frozen = tiny_model(3);
+    let layers = full.config().num_layers;
+    assert!(
+        layers >= 2,
+        "the tiny model has layers to freeze and to train"
+    );
+    frozen.freeze_bottom_layers(1).unwrap();
+    assert!(tiny_model(3).freeze_bottom_layers(layers + 1).is_err());
+    let seqs = sequences();
+    let want = whole_sequence_gradient(&full, &seqs, 5, position_weight);
+    let got = micro_batched_gradient(&frozen, &seqs, 5, position_weight);
+
+    let full_vars = full.varmap().data().lock().unwrap();
+    let tied = full.config().tie_word_embeddings;
+    let mut checked = 0;
+    for (name, var) in frozen.varmap().data().lock().unwrap().iter() {
+        let g = got.get(var.as_tensor());
+        if name.starts_with("model.layers.0.") {
+            assert!(g.is_none(), "{name} is frozen but got a gradient");
+        } else if name == "model.embed_tokens.weight" && tied {
+            // Tied to the output projection: it learns through the output side only.
+            assert!(g.is_some(), "{name}: the output side still learns");
+        } else if name != "model.embed_tokens.weight" {
+            let a = g.unwrap_or_else(|| panic!("{name} learns but got no gradient"));
+            let b = want
+                .get(full_vars[name].as_tensor())
+                .expect("full gradient");
+            let diff = max_abs(&(a - b).unwrap());
+            assert!(diff <= 1e-9 * (1.0 + max_abs(b)), "{name}: {diff}");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 9,
+        "every weight of the layers above was compared ({checked})"
+    );
+}
+
+/// Training computes log-probabilities only where a token is learnt: the same values, and the
+/// same gradients of the weights through either loss, as computing them at every position and
+/// picking the targets.
+#[test]
+fn log_probabilities_at_the_targets_equal_those_picked_from_every_position() {
+    let model = tiny_model(3);
     let seqs = sequences();
     let batch: Vec<&Seq> = seqs.iter().collect();
-    let prefix = 5;
-    let w = seqs.iter().map(|s| s.ids.len() - prefix).max().unwrap();
-    // Log-probabilities as a variable: the loss's gradient with respect to each entry says
-    // which positions it depends on.
-    let lp = Var::from_tensor(&Tensor::full(-1.0f64, (3, w), &Device::Cpu).unwrap()).unwrap();
+    let p = update::shared_prefix(&batch);
+    let suffixes: Vec<Vec<u32>> = seqs.iter().map(|s| s.ids[p..].to_vec()).collect();
+    let w = suffixes.iter().map(Vec::len).max().unwrap();
+    let at = update::target_indices(&batch, p, w);
+    let total: usize = seqs.iter().map(Seq::targets).sum();
+    assert_eq!(at.len(), total);
+    assert!(total < seqs.len() * w, "some positions are not targets");
+
+    let prefix = model.prefix_forward(&seqs[0].ids[..p]).unwrap();
+    let index = Tensor::new(at.as_slice(), &Device::Cpu).unwrap();
+    let picked = model
+        .suffix_logprobs(&prefix, &suffixes, 4)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .index_select(&index, 0)
+        .unwrap();
+    let direct = model
+        .suffix_logprobs_at(&prefix, &suffixes, &at, 4)
+        .unwrap();
+    let (a, b): (Vec<f64>, Vec<f64>) = (picked.to_vec1().unwrap(), direct.to_vec1().unwrap());
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+    }
+
     let o = Objective {
         clip_low: 0.2,
         clip_high: 0.2,
         kl_coef: 0.1,
     };
-    let total: usize = seqs.iter().map(Seq::targets).sum();
-    let reference = Tensor::full(-1.2f64, (3, w), &Device::Cpu).unwrap();
-    let (loss, terms) =
-        update::grpo_loss(&o, &batch, prefix, lp.as_tensor(), Some(&reference), total).unwrap();
-    assert_eq!(terms.len(), total);
-    let grads = loss.backward().unwrap();
-    let g: Vec<Vec<f64>> = grads.get(lp.as_tensor()).unwrap().to_vec2().unwrap();
-    for (i, s) in seqs.iter().enumerate() {
-        for (j, &gij) in g[i].iter().enumerate() {
-            let target = s.mask.get(prefix + j) == Some(&1);
-            assert_eq!(gij != 0.0, target, "sequence {i}, position {}", prefix + j);
-        }
-    }
-    let (loss, nll) = update::sft_loss(&batch, prefix, lp.as_tensor(), total).unwrap();
-    assert!((nll - total as f64).abs() < 1e-12);
-    let g: Vec<Vec<f64>> = loss
-        .backward()
-        .unwrap()
-        .get(lp.as_tensor())
-        .unwrap()
-        .to_vec2()
-        .unwrap();
-    for (i, s) in seqs.iter().enumerate() {
-        for (j, &gij) in g[i].iter().enumerate() {
-            assert_eq!(gij != 0.0, s.mask.get(prefix + j) == Some(&1));
-        }
-    }
+    let reference = (direct.detach() - 0.2).unwrap();
+    let loss = |lp: &Tensor| {
+        let (l, terms) = update::grpo_loss(&o, &batch, p, lp, Some(&reference), total).unwrap();
+        assert_eq!(terms.len(), total);
+        l.backward().unwrap()
+    };
+    assert_same_gradients(&model, &loss(&picked), &loss(&direct));
+    let (sft, nll) = update::sft_loss(&direct, total).unwrap();
+    assert!((nll + b.iter().sum::<f64>()).abs() < 1e-9);
+    assert_same_gradients(
+        &model,
+        &sft.backward().unwrap(),
+        &update::sft_loss(&picked, total)
+            .unwrap()
+            .0
+            .backward()
+            .unwrap(),
+    );
+    // A loss given log-probabilities that are not one per target token is an error.
+    let wrong = direct.narrow(0, 0, total - 1).unwrap();
+    assert!(update::grpo_loss(&o, &batch, p, &wrong, None, total).is_err());
 }
 
 /// A tiny random model with SmolLM2's tokenizer, exported as a Hugging Face directory.
