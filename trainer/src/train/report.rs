@@ -35,7 +35,8 @@ pub fn read_evals(out: &Path) -> Result<Vec<EvalLine>> {
         .collect()
 }
 
-/// The table of `first` (the warm start) beside `last` (the final model), with the change.
+/// The table of `first` (the warm start when it is step 0) beside `last` (the final model), with
+/// the change.
 pub fn before_after_table(first: &EvalLine, last: &EvalLine) -> String {
     let (a, b) = (&first.eval, &last.eval);
     let mut rows: Vec<(String, Option<f64>, Option<f64>, bool)> =
@@ -73,7 +74,12 @@ pub fn before_after_table(first: &EvalLine, last: &EvalLine) -> String {
         Some(v) => format!("{v:.4}"),
         None => "-".into(),
     };
-    let left = format!("warm start (step {})", first.step);
+    // Without an evaluation at the start (`[eval] at_start = false`) the first one is not the
+    // warm start's.
+    let left = match first.step {
+        0 => "warm start (step 0)".to_string(),
+        n => format!("first eval (step {n})"),
+    };
     let right = format!("final (step {})", last.step);
     let mut table = format!(
         "{:<28} {left:>20} {right:>20} {:>10}\n",
@@ -139,6 +145,9 @@ mod tests {
             row("answer_normalized_match"),
             ["+0.2500", "0.5000", "0.2500"]
         );
+        // Without an evaluation at step 0 the first column is not called the warm start.
+        let later = before_after_table(&line(2, 25.0, &[], 0.25), &last);
+        assert!(later.contains("first eval (step 2)") && !later.contains("warm start"));
     }
 
     #[test]
