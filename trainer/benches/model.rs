@@ -193,7 +193,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A rollout's later turns decode after ~700 cached positions, where reading the cache
     // weighs as much as the weights: BENCH_DECODE_PROMPT=700 shows it.
     let prompt_len = env_usize("BENCH_DECODE_PROMPT", 16);
-    for b in decode_batches().into_iter().filter(|_| wanted("decode")) {
+    let decode_batches = if wanted("decode") {
+        decode_batches()?
+    } else {
+        Vec::new()
+    };
+    for b in decode_batches {
         let mut decode_s = f64::INFINITY;
         let secs = best_of(&device, repeats, || {
             let s = decode(&model, b, prompt_len, decode_tokens).map_err(to_candle)?;
@@ -240,10 +245,18 @@ fn to_candle(e: trainer::Error) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
 }
 
-/// `BENCH_DECODE_BATCHES`: a comma list of decoding batch sizes (default `1,8`).
-fn decode_batches() -> Vec<usize> {
-    std::env::var("BENCH_DECODE_BATCHES")
-        .ok()
-        .map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 8])
+/// `BENCH_DECODE_BATCHES`: a comma list of decoding batch sizes (default `1,8`); an entry that
+/// is not a positive integer is an error naming it.
+fn decode_batches() -> Result<Vec<usize>, String> {
+    let Ok(list) = std::env::var("BENCH_DECODE_BATCHES") else {
+        return Ok(vec![1, 8]);
+    };
+    list.split(',')
+        .map(|b| match b.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "BENCH_DECODE_BATCHES={list}: {b:?} is not a positive integer"
+            )),
+        })
+        .collect()
 }

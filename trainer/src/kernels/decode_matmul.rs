@@ -1,7 +1,7 @@
 //! `x @ w^T` for a handful of rows of `x`: the projections of KV-cached decoding.
 //!
-//! Decoding multiplies 1-64 activation rows (one per sequence in flight) by every weight matrix of the model, so its speed is
-//! how fast the weights stream from memory. candle's GEMM packs its operands first and splits
+//! Decoding multiplies 1-64 activation rows (one per sequence in flight) by every weight matrix
+//! of the model, so its speed is how fast the weights stream from memory. candle's GEMM packs its operands first and splits
 //! the work across threads with a barrier per call; for a `[8, 1536] x [1536, 576]` product that
 //! took 5x the time of a pass over the weights. This kernel reads each weight row once, straight
 //! from where it lies, and multiplies it by every activation row while it is in L1, 4 weight

@@ -124,7 +124,11 @@ impl GrpoRun {
                 .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
                 .collect::<Result<HashMap<_, _>>>()?;
             let c = loaded.model.config().clone();
-            Some(Model::from_weights(c, weights, DType::F32, &device)?)
+            let layers = c.num_layers;
+            let mut reference = Model::from_weights(c, weights, DType::F32, &device)?;
+            // It never learns: its passes need no graph through the layers.
+            reference.freeze_bottom_layers(layers)?;
+            Some(reference)
         } else {
             None
         };

@@ -11,7 +11,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 
 use crate::error::{Error, Result};
-use crate::model::{Model, DEFAULT_LOGPROB_CHUNK};
+use crate::model::{Model, PrefixActivations, DEFAULT_LOGPROB_CHUNK};
 use crate::sample::sampler::common_prefix;
 use crate::train::adamw::AdamW;
 use crate::train::grpo::{self, Objective, TokenTerm};
@@ -272,18 +272,16 @@ pub fn micro_batches(seqs: &[Seq], batching: MicroBatching, prefix: usize) -> Ve
     out
 }
 
-/// The frozen reference's log-probabilities of `batch`'s target tokens after `prefix`, `[n]` as
-/// the policy's.
+/// The frozen reference's log-probabilities of a micro-batch's target tokens (`suffixes` after
+/// the update's shared prefix, run once into `prefix`), `[n]` as the policy's.
 fn reference_logprobs(
     reference: &Model,
-    batch: &[&Seq],
-    prefix: usize,
+    prefix: &PrefixActivations,
+    suffixes: &[Vec<u32>],
     at: &[u32],
 ) -> Result<Tensor> {
-    let suffixes: Vec<Vec<u32>> = batch.iter().map(|s| s.ids[prefix..].to_vec()).collect();
-    let activations = reference.prefix_forward(&batch[0].ids[..prefix])?;
     Ok(reference
-        .suffix_logprobs_at(&activations, &suffixes, at, DEFAULT_LOGPROB_CHUNK)?
+        .suffix_logprobs_at(prefix, suffixes, at, DEFAULT_LOGPROB_CHUNK)?
         .detach())
 }
 
@@ -379,6 +377,11 @@ pub fn update(
     let prefix_len = shared_prefix(&all);
     let prefix = model.prefix_forward(&first.ids[..prefix_len])?;
     let (leaves, leaf_vars) = prefix.leaves()?;
+    // The reference's prefix, like the policy's, runs once per update.
+    let reference_prefix = match (reference, objective.is_some_and(|o| o.kl_coef > 0.0)) {
+        (Some(r), true) => Some((r, r.prefix_forward(&first.ids[..prefix_len])?)),
+        _ => None,
+    };
     let mut leaf_grads: Vec<Option<Tensor>> = vec![None; leaf_vars.len()];
     stats.forward_tokens += prefix_len;
     stats.padded_tokens += prefix_len;
@@ -394,9 +397,9 @@ pub fn update(
         stats.target_tokens += batch.iter().map(|s| s.targets()).sum::<usize>();
         let loss = match objective {
             Some(objective) => {
-                let reference_lp = match (reference, objective.kl_coef > 0.0) {
-                    (Some(r), true) => Some(reference_logprobs(r, &batch, prefix_len, &at)?),
-                    _ => None,
+                let reference_lp = match &reference_prefix {
+                    Some((r, p)) => Some(reference_logprobs(r, p, &suffixes, &at)?),
+                    None => None,
                 };
                 let (loss, terms) = grpo_loss(
                     objective,
