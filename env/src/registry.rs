@@ -9,7 +9,7 @@ use crate::config::{ConfigError, LoadedConfig, Location};
 use crate::episode::Episode;
 use crate::sandbox::{
     CallOutcome, CallSpec, EngineSettings, HostError, LimitOverrides, Limits, ModuleCache,
-    Preopens, PreparedModule, Sandbox, ToolError,
+    Preopens, PreparedTool, Sandbox, ToolError,
 };
 use crate::tooldef::{compile_schema, load_definition, violations, ToolDef};
 use jsonschema::Validator;
@@ -74,7 +74,14 @@ pub struct Tool {
     pub data_dir: Option<PathBuf>,
     validator: Validator,
     result_validator: Option<Validator>,
-    module: PreparedModule,
+    module: PreparedTool,
+}
+
+impl Tool {
+    /// `"module"` (a wasm32-wasip1 command) or `"component"` (a `wasi:cli/command` component).
+    pub fn kind(&self) -> &'static str {
+        self.module.kind()
+    }
 }
 
 /// All registered tools over one shared sandbox. `Sync`: share it by reference across threads.
@@ -142,10 +149,24 @@ impl Registry {
             Some(d) if d.get_ref().is_empty() => None,
             Some(d) => Some(loaded.resolve(d.get_ref())),
         };
+        // Read first: whether any tool is a component decides how the instance pool is sized.
+        let module_bytes: Vec<(PathBuf, std::io::Result<Vec<u8>>)> = cfg
+            .tools
+            .iter()
+            .map(|entry| {
+                let path = loaded.resolve(entry.module.get_ref());
+                let bytes = std::fs::read(&path);
+                (path, bytes)
+            })
+            .collect();
+        let components = module_bytes
+            .iter()
+            .any(|(_, b)| b.as_deref().is_ok_and(crate::sandbox::is_component));
         let sandbox = Sandbox::new(&EngineSettings {
             max_memory_bytes: max_memory_mib * 1024 * 1024,
             max_instances: sb.max_instances.max(1),
             cache_dir,
+            components,
         })?;
 
         let mut tools = Vec::new();
@@ -213,8 +234,8 @@ impl Registry {
                 },
             };
 
-            let module_path = loaded.resolve(entry.module.get_ref());
-            let module = match std::fs::read(&module_path) {
+            let (module_path, bytes) = &module_bytes[i];
+            let module = match bytes {
                 Err(e) => {
                     problem(
                         loaded.locate(&entry.module, field("module")),
@@ -222,7 +243,7 @@ impl Registry {
                     );
                     None
                 }
-                Ok(bytes) => match sandbox.prepare(&bytes) {
+                Ok(bytes) => match sandbox.prepare(bytes) {
                     Ok(m) => Some(m),
                     Err(e) => {
                         problem(

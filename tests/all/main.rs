@@ -3,10 +3,12 @@
 //! (wasmtime's `tests/all` layout).
 
 mod common;
+mod components;
 mod determinism;
 mod eval;
 mod limits;
 mod loading;
+mod python;
 mod reward;
 mod rollout;
 mod tasks;

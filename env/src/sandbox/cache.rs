@@ -1,4 +1,5 @@
-//! On-disk cache of compiled modules, so a tool is compiled once per machine, not once per start.
+//! On-disk cache of compiled modules and components, so a tool is compiled once per machine, not
+//! once per start (a Python component takes seconds to compile and milliseconds to load).
 //!
 //! The key is the SHA-256 of the wasm bytes together with the engine's compatibility hash (its
 //! version and every codegen setting), so a changed module or a changed engine config misses the
@@ -10,6 +11,7 @@ use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 /// Where compiled artifacts live; `None` disables caching.
@@ -33,26 +35,70 @@ impl ModuleCache {
         Some(base.join("toolenv"))
     }
 
-    /// Loads the compiled form of `wasm` from the cache, or compiles and stores it.
-    pub fn load_or_compile(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Module> {
+    /// Loads the compiled form of `wasm` (a core module or a component, as `A` says) from the
+    /// cache, or compiles and stores it.
+    pub fn load_or_compile<A: Artifact>(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+    ) -> wasmtime::Result<A> {
         let Some(dir) = &self.dir else {
-            return Module::new(engine, wasm);
+            return A::compile(engine, wasm);
         };
         let path = dir.join(format!("{}.cwasm", key(engine, wasm)));
         if let Ok(bytes) = std::fs::read(&path) {
-            if let Ok(module) = deserialize(engine, &bytes) {
-                return Ok(module);
+            if let Ok(artifact) = A::deserialize(engine, &bytes) {
+                return Ok(artifact);
             }
-            tracing::warn!(path = %path.display(), "ignoring unusable cached module");
+            tracing::warn!(path = %path.display(), "ignoring unusable cached artifact");
         }
-        let module = Module::new(engine, wasm)?;
-        if let Err(e) = module
+        let artifact = A::compile(engine, wasm)?;
+        if let Err(e) = artifact
             .serialize()
             .and_then(|b| Ok(write_atomic(&path, &b)?))
         {
-            tracing::warn!(path = %path.display(), error = %e, "could not cache compiled module");
+            tracing::warn!(path = %path.display(), error = %e, "could not cache compiled artifact");
         }
-        Ok(module)
+        Ok(artifact)
+    }
+}
+
+/// What the cache can hold: wasmtime's two kinds of compiled code. Both are keyed by their source
+/// bytes, which differ between a module and a component, so one directory serves both.
+pub trait Artifact: Sized {
+    /// Compiles from wasm bytes (or WebAssembly text, for modules).
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self>;
+    /// The compiled form, for the cache.
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+    /// Loads what [`Artifact::serialize`] wrote.
+    fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+}
+
+impl Artifact for Module {
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
+        Module::new(engine, wasm)
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Module::serialize(self)
+    }
+    #[allow(unsafe_code)]
+    fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: see `trusted_artifact`.
+        unsafe { Module::deserialize(engine, bytes) }
+    }
+}
+
+impl Artifact for Component {
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
+        Component::new(engine, wasm)
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+    #[allow(unsafe_code)]
+    fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: see `trusted_artifact`.
+        unsafe { Component::deserialize(engine, bytes) }
     }
 }
 
@@ -71,16 +117,12 @@ fn key(engine: &Engine, wasm: &[u8]) -> String {
         .collect()
 }
 
-/// Deserializes an artifact this cache wrote.
-#[allow(unsafe_code)]
-fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
-    // SAFETY: `Module::deserialize` trusts its input to be wasmtime's own output. Our entries are
-    // written only by `load_or_compile` from `Module::serialize`, named by a hash of the source and
-    // of the engine configuration, and renamed into place whole; wasmtime itself rejects artifacts
-    // from another version or configuration with an error. The cache directory must not be
-    // writable by anyone the host does not trust, as with any compiled code it runs.
-    unsafe { Module::deserialize(engine, bytes) }
-}
+// Why deserializing is sound (`trusted_artifact`): `Module::deserialize` and
+// `Component::deserialize` trust their input to be wasmtime's own output. Our entries are written
+// only by `load_or_compile` from `serialize`, named by a hash of the source and of the engine
+// configuration, and renamed into place whole; wasmtime itself rejects artifacts from another
+// version, configuration or kind with an error. The cache directory must not be writable by anyone
+// the host does not trust, as with any compiled code it runs.
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

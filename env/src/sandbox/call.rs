@@ -1,15 +1,19 @@
-//! One call: build the guest's world, run `_start`, and type whatever happened.
+//! One call: build the guest's world, run it (`_start` of a module, `wasi:cli/run` of a component),
+//! and type whatever happened. Both kinds share the world, the store's budgets and the typing of
+//! the outcome; only instantiating and entering differ.
 //!
 //! Classification prefers the host's own records over error messages: the output pipes and the
 //! memory limiter set flags when they refuse something, so `output_too_large` and `memory` are
 //! reported correctly even when the guest's runtime turns the refusal into an abort of its own.
 
+use super::component::ComponentState;
 use super::determinism::{call_seed, rng, FrozenMonotonicClock, FrozenWallClock};
 use super::limits::{Limiter, Limits, MemoryLimitExceeded};
 use super::pipe::CappedPipe;
-use super::{CallState, HostError, PreparedModule, Sandbox, ToolError, EPOCH_TICK};
+use super::{CallState, HostError, Prepared, PreparedTool, Sandbox, ToolError, EPOCH_TICK};
 use std::path::Path;
 use std::time::Duration;
+use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -43,7 +47,7 @@ pub struct CallSpec<'a> {
 /// Runs `spec` and returns the tool's result (or typed error) and the fuel it consumed.
 pub(super) fn run(
     sandbox: &Sandbox,
-    module: &PreparedModule,
+    tool: &PreparedTool,
     spec: &CallSpec<'_>,
 ) -> Result<(Result<serde_json::Value, ToolError>, u64), HostError> {
     let limits = spec.limits;
@@ -86,29 +90,44 @@ pub(super) fn run(
         }
     }
 
-    let state = CallState {
-        wasi: wasi.build_p1(),
-        limiter: Limiter {
-            memory_bytes: limits.memory_bytes(),
-        },
+    let limiter = Limiter {
+        memory_bytes: limits.memory_bytes(),
     };
-    let mut store = Store::new(sandbox.engine(), state);
-    store.limiter(|s| &mut s.limiter);
-    store
-        .set_fuel(limits.fuel)
-        .map_err(|e| HostError::Engine(format!("{e:#}")))?;
-    let ticks = limits
-        .timeout_ms
-        .div_ceil(EPOCH_TICK.as_millis() as u64)
-        .max(1);
-    // +1: the tick in progress when the call starts may end at any moment.
-    store.set_epoch_deadline(ticks + 1);
-
-    let outcome = match module.pre.instantiate(&mut store) {
-        Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, "_start") {
-            Ok(start) => start.call(&mut store, ()),
-            Err(e) => Err(e),
-        },
+    // The outer `Err` is an instantiation failure, the inner one a failure while running.
+    let (ran, fuel_used) = match &tool.kind {
+        Prepared::Module(pre) => {
+            let state = CallState {
+                wasi: wasi.build_p1(),
+                limiter,
+            };
+            let mut store = new_store(sandbox, state, &limits, |s| &mut s.limiter)?;
+            let ran = pre.instantiate(&mut store).map(|instance| {
+                instance
+                    .get_typed_func::<(), ()>(&mut store, "_start")
+                    .and_then(|start| start.call(&mut store, ()))
+            });
+            (ran, fuel_consumed(&store, &limits))
+        }
+        Prepared::Component(pre) => {
+            let state = ComponentState {
+                ctx: wasi.build(),
+                table: ResourceTable::new(),
+                limiter,
+            };
+            let mut store = new_store(sandbox, state, &limits, |s| &mut s.limiter)?;
+            let ran = pre.instantiate(&mut store).map(|command| {
+                match command.wasi_cli_run().call_run(&mut store) {
+                    Ok(Ok(())) => Ok(()),
+                    // `run` returning its error without calling `exit`: a failure with no code.
+                    Ok(Err(())) => Err(wasmtime::Error::new(I32Exit(1))),
+                    Err(e) => Err(e),
+                }
+            });
+            (ran, fuel_consumed(&store, &limits))
+        }
+    };
+    let outcome = match ran {
+        Ok(outcome) => outcome,
         Err(e) => {
             let memory = e.chain().any(|c| c.is::<MemoryLimitExceeded>());
             if !memory && e.downcast_ref::<Trap>().is_none() {
@@ -120,8 +139,6 @@ pub(super) fn run(
             Err(e)
         }
     };
-    let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-    drop(store);
 
     let tool = spec.tool.to_string();
     let (out, out_overflow) = stdout.take();
@@ -179,6 +196,32 @@ pub(super) fn run(
         head: String::from_utf8_lossy(&out[..out.len().min(200)]).into_owned(),
     });
     Ok((result, fuel_used))
+}
+
+/// A store with the call's fuel, wall-clock deadline and memory limiter.
+fn new_store<T: 'static>(
+    sandbox: &Sandbox,
+    state: T,
+    limits: &Limits,
+    limiter: fn(&mut T) -> &mut Limiter,
+) -> Result<Store<T>, HostError> {
+    let mut store = Store::new(sandbox.engine(), state);
+    store.limiter(move |s| limiter(s) as &mut dyn wasmtime::ResourceLimiter);
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+    let ticks = limits
+        .timeout_ms
+        .div_ceil(EPOCH_TICK.as_millis() as u64)
+        .max(1);
+    // +1: the tick in progress when the call starts may end at any moment.
+    store.set_epoch_deadline(ticks + 1);
+    Ok(store)
+}
+
+/// Fuel the call consumed.
+fn fuel_consumed<T>(store: &Store<T>, limits: &Limits) -> u64 {
+    limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0))
 }
 
 fn exit_status(e: &wasmtime::Error) -> Option<i32> {

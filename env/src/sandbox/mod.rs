@@ -1,22 +1,25 @@
 //! The wasm sandbox: one shared engine, tools compiled once, a fresh isolated instance per call.
 //!
 //! Isolation is by construction rather than by filtering. A guest gets exactly the WASI imports
-//! of `wasi_snapshot_preview1` wired to a context that has no environment variables, no
-//! arguments beyond its name, no sockets, no preopened directory unless the tool's config grants
-//! one (`/data` read-only, `/state` read-write per episode), a frozen clock and seeded
-//! randomness. Each call runs in a new `Store` with its own fuel, epoch deadline, memory cap
-//! and bounded output pipes, instantiated from a pre-linked `InstancePre` on the pooling
-//! allocator, which is what makes a call cost tens of microseconds.
+//! (`wasi_snapshot_preview1` for a core module, WASI 0.2 for a component) wired to a context that
+//! has no environment variables, no arguments beyond its name, no sockets, no preopened directory
+//! unless the tool's config grants one (`/data` read-only, `/state` read-write per episode), a
+//! frozen clock and seeded randomness. Each call runs in a new `Store` with its own fuel, epoch
+//! deadline, memory cap and bounded output pipes, instantiated from a pre-linked `InstancePre` on
+//! the pooling allocator, which is what makes a call cost tens of microseconds for a Rust module
+//! and about a millisecond for a Python component. Modules and components share every part of the
+//! call but the two lines that instantiate and run them.
 
 mod cache;
 mod call;
+mod component;
 pub mod determinism;
 mod limits;
 mod outcome;
 mod pipe;
 mod virtual_time;
 
-pub use cache::ModuleCache;
+pub use cache::{Artifact, ModuleCache};
 pub use call::{CallSpec, Preopens};
 pub use limits::{LimitOverrides, Limits, MemoryLimitExceeded};
 pub use outcome::{CallOutcome, ToolError, Violation};
@@ -27,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Config, Engine, InstancePre, Linker, Module, PoolingAllocationConfig};
+use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
 /// How long one epoch tick lasts; `timeout_ms` is counted in these.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -40,6 +44,24 @@ pub struct EngineSettings {
     pub max_instances: u32,
     /// Where compiled modules are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Whether any tool is a component: the instance pool is then sized for components, each of
+    /// which holds several core instances, memories and tables (a componentize-py component ~14
+    /// instances, 2 tables of ≥ 6,000 elements).
+    pub components: bool,
+}
+
+/// Most core instances, memories and tables one component may hold when components are enabled.
+/// componentize-py's components use about 14 core instances, 3 memories and 2 tables.
+const PER_COMPONENT: ComponentShape = ComponentShape {
+    core_instances: 24,
+    memories: 4,
+    tables: 4,
+};
+
+struct ComponentShape {
+    core_instances: u32,
+    memories: u32,
+    tables: u32,
 }
 
 /// Faults of the host, not of the tool: these are `Err`, never observations.
@@ -77,14 +99,24 @@ pub enum PrepareError {
     /// allows (e.g. a larger initial memory than the biggest memory cap).
     #[error("cannot be compiled for the sandbox: {0}")]
     Compile(String),
-    /// A component (wasm32-wasip2) rather than a core module.
-    #[error("is a WebAssembly component (wasm32-wasip2); tools must be wasm32-wasip1 command modules for now: build with `--target wasm32-wasip1`")]
-    Component,
+    /// A component, but the sandbox was built without room for components (an embedding that
+    /// set [`EngineSettings::components`] to false).
+    #[error("is a WebAssembly component, and this sandbox was configured for core modules only")]
+    ComponentsDisabled,
+    /// A component that does not export `wasi:cli/run`: a library rather than a command.
+    #[error("is a component that does not export `wasi:cli/run`: a tool must be a command (componentize-py with `-w wasi:cli/command`, or a Rust binary for wasm32-wasip2), not a library or a reactor")]
+    NotCommand,
+    /// A component importing an interface outside what the sandbox provides.
+    #[error("is a component that imports `{name}`, which the sandbox does not provide (only wasi:cli, wasi:clocks, wasi:filesystem, wasi:io, wasi:random and wasi:sockets, with sockets refused)")]
+    ComponentImport {
+        /// The imported interface, e.g. `wasi:http/outgoing-handler@0.2.0`.
+        name: String,
+    },
     /// No `_start` export: a library (reactor) rather than a command.
     #[error("exports no `_start` function: a tool must be a WASI command module (a binary with `fn main`), not a library")]
     NoStart,
     /// An import the linker cannot satisfy (a WASI function that does not exist, a wrong type).
-    #[error("cannot be linked against WASI preview 1: {0}")]
+    #[error("cannot be linked against the sandbox's WASI imports: {0}")]
     Link(String),
     /// An import outside `wasi_snapshot_preview1`, which the sandbox does not provide.
     #[error("imports `{module}::{name}`, which the sandbox does not provide (only wasi_snapshot_preview1 is available)")]
@@ -96,22 +128,40 @@ pub enum PrepareError {
     },
 }
 
-/// The per-call store state: the guest's WASI context and its memory limiter.
+/// The per-call store state of a core module: its WASI context and its memory limiter.
 pub(crate) struct CallState {
     wasi: wasmtime_wasi::p1::WasiP1Ctx,
     limiter: limits::Limiter,
 }
 
-/// A module compiled and linked, ready to be instantiated per call.
+/// A tool compiled and linked, ready to be instantiated per call: a core module or a component.
 #[derive(Clone)]
-pub struct PreparedModule {
-    pre: InstancePre<CallState>,
+pub struct PreparedTool {
+    kind: Prepared,
 }
 
-/// The shared engine, linker and cache. Cheap to share across threads (`&Sandbox` is `Sync`).
+#[derive(Clone)]
+enum Prepared {
+    Module(InstancePre<CallState>),
+    Component(CommandPre<component::ComponentState>),
+}
+
+impl PreparedTool {
+    /// `"module"` (wasm32-wasip1) or `"component"` (wasi:cli/command).
+    pub fn kind(&self) -> &'static str {
+        match self.kind {
+            Prepared::Module(_) => "module",
+            Prepared::Component(_) => "component",
+        }
+    }
+}
+
+/// The shared engine, linkers and cache. Cheap to share across threads (`&Sandbox` is `Sync`).
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<CallState>,
+    component_linker: wasmtime::component::Linker<component::ComponentState>,
+    components: bool,
     cache: ModuleCache,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -120,11 +170,23 @@ impl Sandbox {
     /// Builds the engine (fuel, epoch interruption, pooling allocator) and the WASI linker.
     pub fn new(settings: &EngineSettings) -> Result<Self, HostError> {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_core_instances(settings.max_instances)
-            .total_memories(settings.max_instances)
-            .total_tables(settings.max_instances)
-            .total_component_instances(0)
-            .total_stacks(0)
+        let n = settings.max_instances;
+        if settings.components {
+            let per = PER_COMPONENT;
+            pool.total_component_instances(n)
+                .total_core_instances(n.saturating_mul(per.core_instances))
+                .total_memories(n.saturating_mul(per.memories))
+                .total_tables(n.saturating_mul(per.tables))
+                .max_core_instances_per_component(per.core_instances)
+                .max_memories_per_component(per.memories)
+                .max_tables_per_component(per.tables);
+        } else {
+            pool.total_core_instances(n)
+                .total_memories(n)
+                .total_tables(n)
+                .total_component_instances(0);
+        }
+        pool.total_stacks(0)
             .max_memory_size(settings.max_memory_bytes.try_into().unwrap_or(usize::MAX))
             // Zeroing a small resident prefix with memset is cheaper than madvise + page faults
             // for the first pages every guest touches (stack and data).
@@ -141,21 +203,32 @@ impl Sandbox {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut CallState| &mut s.wasi)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         virtual_time::install(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let component_linker =
+            component::linker(&engine).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(&engine, ticker_stop.clone());
         Ok(Sandbox {
             engine,
             linker,
+            component_linker,
+            components: settings.components,
             cache: ModuleCache::new(settings.cache_dir.clone()),
             ticker_stop,
         })
     }
 
-    /// Compiles (or loads from the cache) and links `wasm`, checking that it is a command module
-    /// whose every import the sandbox provides.
-    pub fn prepare(&self, wasm: &[u8]) -> Result<PreparedModule, PrepareError> {
+    /// Compiles (or loads from the cache) and links `wasm`, checking that it is a command (a
+    /// module exporting `_start`, or a component exporting `wasi:cli/run`) whose every import the
+    /// sandbox provides.
+    pub fn prepare(&self, wasm: &[u8]) -> Result<PreparedTool, PrepareError> {
         if is_component(wasm) {
-            return Err(PrepareError::Component);
+            if !self.components {
+                return Err(PrepareError::ComponentsDisabled);
+            }
+            let pre = component::prepare(self, wasm)?;
+            return Ok(PreparedTool {
+                kind: Prepared::Component(pre),
+            });
         }
         let module: Module =
             self.cache
@@ -182,13 +255,15 @@ impl Sandbox {
             .linker
             .instantiate_pre(&module)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
-        Ok(PreparedModule { pre })
+        Ok(PreparedTool {
+            kind: Prepared::Module(pre),
+        })
     }
 
     /// Runs one call in a fresh instance. See [`CallSpec`] for what the call gets.
     pub fn run(
         &self,
-        module: &PreparedModule,
+        module: &PreparedTool,
         spec: &CallSpec<'_>,
     ) -> Result<(Result<serde_json::Value, ToolError>, u64), HostError> {
         call::run(self, module, spec)
@@ -227,6 +302,6 @@ fn spawn_ticker(engine: &Engine, stop: Arc<AtomicBool>) {
 }
 
 /// A component starts with the same magic as a module but a different version/layer field.
-fn is_component(bytes: &[u8]) -> bool {
+pub fn is_component(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[4..8] == [0x0d, 0x00, 0x01, 0x00]
 }

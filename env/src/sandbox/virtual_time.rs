@@ -1,14 +1,52 @@
-//! `poll_oneoff` without real waiting.
+//! Waiting without real waiting: preview 1's `poll_oneoff` and WASI 0.2's monotonic-clock
+//! subscriptions.
 //!
 //! wasmtime-wasi implements clock subscriptions with real timers, and a host thread blocked in a
 //! host call is out of reach of both fuel and epoch interruption: a guest calling
 //! `sleep(3600 s)` would hold a worker for an hour. In this sandbox time is frozen anyway, so every
 //! subscription completes at once: clock subscriptions report that their time has come, and fd
 //! subscriptions report readiness (stdin and stdout are in-memory pipes, always ready). A guest
-//! that sleeps in a loop then spins, and its fuel stops it.
+//! that sleeps in a loop then spins, and its fuel stops it. For components the same holds by
+//! replacing `subscribe-duration` and `subscribe-instant` with pollables that are ready at once;
+//! `wasi:io/poll` then returns without waiting.
 
+use super::component::ComponentState;
 use super::CallState;
+use wasmtime::component::Resource;
+use wasmtime::StoreContextMut;
 use wasmtime::{Caller, Extern, Linker};
+use wasmtime_wasi::p2::{subscribe, DynPollable, Pollable};
+
+/// The interface whose subscriptions are replaced, at the version wasmtime-wasi defines it (the
+/// linker matches a component's import of any semver-compatible 0.2 version to it).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// A clock subscription whose time has always come.
+struct Elapsed;
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Elapsed {
+    async fn ready(&mut self) {}
+}
+
+/// Replaces the component linker's monotonic-clock subscriptions with [`Elapsed`] pollables.
+pub(super) fn install_p2(
+    linker: &mut wasmtime::component::Linker<ComponentState>,
+) -> wasmtime::Result<()> {
+    fn elapsed(
+        mut store: StoreContextMut<'_, ComponentState>,
+    ) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let table = &mut store.data_mut().table;
+        let resource = table.push(Elapsed)?;
+        Ok((subscribe(table, resource)?,))
+    }
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap("subscribe-duration", |store, (_,): (u64,)| elapsed(store))?;
+    clock.func_wrap("subscribe-instant", |store, (_,): (u64,)| elapsed(store))?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
 
 const SUBSCRIPTION_SIZE: usize = 48;
 const EVENT_SIZE: usize = 32;
