@@ -4,8 +4,9 @@
 //! The key is the SHA-256 of the wasm bytes together with the engine's compatibility hash (its
 //! version and every codegen setting), so a changed module or a changed engine config misses the
 //! cache instead of loading stale code. Entries are written to a temporary file and renamed into
-//! place, so a crash mid-write never leaves a torn artifact. A cache that cannot be read or
-//! written only costs a compilation: it is never an error.
+//! place, so a crash mid-write never leaves a torn artifact. A compile runs under a lock file on
+//! its key, so concurrent loads of one tool (test threads, worker processes) compile it once. A
+//! cache that cannot be read or written only costs a compilation: it is never an error.
 
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
@@ -45,12 +46,17 @@ impl ModuleCache {
         let Some(dir) = &self.dir else {
             return A::compile(engine, wasm);
         };
-        let path = dir.join(format!("{}.cwasm", key(engine, wasm)));
-        if let Ok(bytes) = std::fs::read(&path) {
-            if let Ok(artifact) = A::deserialize(engine, &bytes) {
-                return Ok(artifact);
-            }
-            tracing::warn!(path = %path.display(), "ignoring unusable cached artifact");
+        let key = key(engine, wasm);
+        let path = dir.join(format!("{key}.cwasm"));
+        if let Some(artifact) = load::<A>(engine, &path) {
+            return Ok(artifact);
+        }
+        // Compile under an exclusive lock on the key, so that processes and threads loading the
+        // same tool at once compile it once (a Python component takes seconds) and the others
+        // load the result. Without a lock file the cache still works, with duplicate compiles.
+        let _lock = lock(dir, &key);
+        if let Some(artifact) = load::<A>(engine, &path) {
+            return Ok(artifact);
         }
         let artifact = A::compile(engine, wasm)?;
         if let Err(e) = artifact
@@ -61,6 +67,31 @@ impl ModuleCache {
         }
         Ok(artifact)
     }
+}
+
+/// The cached artifact at `path`, if there is a usable one.
+fn load<A: Artifact>(engine: &Engine, path: &Path) -> Option<A> {
+    let bytes = std::fs::read(path).ok()?;
+    match A::deserialize(engine, &bytes) {
+        Ok(artifact) => Some(artifact),
+        Err(_) => {
+            tracing::warn!(path = %path.display(), "ignoring unusable cached artifact");
+            None
+        }
+    }
+}
+
+/// An exclusive lock on `<key>.lock` in `dir`, released when the file is dropped.
+fn lock(dir: &Path, key: &str) -> Option<std::fs::File> {
+    std::fs::create_dir_all(dir).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{key}.lock")))
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
 }
 
 /// What the cache can hold: wasmtime's two kinds of compiled code. Both are keyed by their source

@@ -50,18 +50,44 @@ pub struct EngineSettings {
     pub components: bool,
 }
 
-/// Most core instances, memories and tables one component may hold when components are enabled.
-/// componentize-py's components use about 14 core instances, 3 memories and 2 tables.
-const PER_COMPONENT: ComponentShape = ComponentShape {
-    core_instances: 24,
-    memories: 4,
-    tables: 4,
-};
+/// What the instance pool reserves for one instance slot (one concurrent call). Address space is
+/// reserved up front; memory becomes resident only as guests touch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolShape {
+    /// Core instances per slot: 1 for a module; a componentize-py component holds about 14.
+    pub core_instances: u32,
+    /// Linear memories per slot.
+    pub memories: u32,
+    /// Largest size of each memory, in bytes (the largest cap of any tool).
+    pub memory_bytes: u64,
+    /// Tables per slot (a componentize-py component uses 2).
+    pub tables: u32,
+    /// Elements per table (componentize-py needs ≥ 6,000).
+    pub table_elements: usize,
+}
 
-struct ComponentShape {
-    core_instances: u32,
-    memories: u32,
-    tables: u32,
+impl PoolShape {
+    /// A slot for one core module.
+    pub fn for_modules(memory_bytes: u64) -> Self {
+        PoolShape {
+            core_instances: 1,
+            memories: 1,
+            memory_bytes,
+            tables: 1,
+            table_elements: 20_000,
+        }
+    }
+
+    /// A slot for one component, with room to spare over what componentize-py's use.
+    pub fn for_components(memory_bytes: u64) -> Self {
+        PoolShape {
+            core_instances: 24,
+            memories: 4,
+            memory_bytes,
+            tables: 4,
+            table_elements: 20_000,
+        }
+    }
 }
 
 /// Faults of the host, not of the tool: these are `Err`, never observations.
@@ -171,23 +197,20 @@ impl Sandbox {
     pub fn new(settings: &EngineSettings) -> Result<Self, HostError> {
         let mut pool = PoolingAllocationConfig::default();
         let n = settings.max_instances;
-        if settings.components {
-            let per = PER_COMPONENT;
-            pool.total_component_instances(n)
-                .total_core_instances(n.saturating_mul(per.core_instances))
-                .total_memories(n.saturating_mul(per.memories))
-                .total_tables(n.saturating_mul(per.tables))
-                .max_core_instances_per_component(per.core_instances)
-                .max_memories_per_component(per.memories)
-                .max_tables_per_component(per.tables);
-        } else {
-            pool.total_core_instances(n)
-                .total_memories(n)
-                .total_tables(n)
-                .total_component_instances(0);
-        }
-        pool.total_stacks(0)
-            .max_memory_size(settings.max_memory_bytes.try_into().unwrap_or(usize::MAX))
+        let shape = match settings.components {
+            true => PoolShape::for_components(settings.max_memory_bytes),
+            false => PoolShape::for_modules(settings.max_memory_bytes),
+        };
+        pool.total_core_instances(n.saturating_mul(shape.core_instances))
+            .total_memories(n.saturating_mul(shape.memories))
+            .total_tables(n.saturating_mul(shape.tables))
+            .table_elements(shape.table_elements)
+            .total_component_instances(if settings.components { n } else { 0 })
+            .max_core_instances_per_component(shape.core_instances)
+            .max_memories_per_component(shape.memories)
+            .max_tables_per_component(shape.tables)
+            .total_stacks(0)
+            .max_memory_size(shape.memory_bytes.try_into().unwrap_or(usize::MAX))
             // Zeroing a small resident prefix with memset is cheaper than madvise + page faults
             // for the first pages every guest touches (stack and data).
             .linear_memory_keep_resident(1 << 20)
@@ -197,6 +220,10 @@ impl Sandbox {
             .consume_fuel(true)
             .epoch_interruption(true)
             .max_wasm_stack(1 << 20)
+            // Every call ends in an error value when the guest calls `exit` (how a command ends),
+            // and capturing a wasm backtrace for it took a third of a Python call. The typed
+            // outcome never uses one: traps are classified by kind, messages come from stderr.
+            .wasm_backtrace_max_frames(None)
             .allocation_strategy(pool);
         let engine = Engine::new(&config).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
