@@ -60,6 +60,17 @@ pub enum LoadError {
     /// The engine could not be created.
     #[error(transparent)]
     Host(#[from] HostError),
+    /// A selection of tools names one the config does not register.
+    #[error("{} registers no tool named {}; it registers {}", .config.display(),
+        .missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "), .available.join(", "))]
+    UnknownSelection {
+        /// The config file.
+        config: PathBuf,
+        /// The selected names it lacks.
+        missing: Vec<String>,
+        /// The names it registers.
+        available: Vec<String>,
+    },
 }
 
 /// A registered tool, ready to call.
@@ -98,6 +109,16 @@ impl Registry {
     /// Reads `path` and loads every tool it names.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
         Self::from_config(&LoadedConfig::read(path)?)
+    }
+
+    /// Reads `path` and loads only the tools named in `selection` (all of them with `None`),
+    /// e.g. the tools one training run's tasks are about. Unselected tools are not compiled.
+    pub fn load_selecting(path: &Path, selection: Option<&[String]>) -> Result<Self, LoadError> {
+        let mut loaded = LoadedConfig::read(path)?;
+        if let Some(names) = selection {
+            select_tools(&mut loaded, names)?;
+        }
+        Self::from_config(&loaded)
     }
 
     /// Loads every tool a parsed config names, collecting every problem.
@@ -413,6 +434,38 @@ impl Registry {
         };
         Ok((result, fuel))
     }
+}
+
+/// Keeps the `[[tools]]` entries whose definition names a selected tool. An entry whose definition
+/// cannot be read is kept, so that loading reports its problem.
+fn select_tools(loaded: &mut LoadedConfig, names: &[String]) -> Result<(), LoadError> {
+    let name_of = |schema: &str| -> Option<String> {
+        let def = read_json(&loaded.resolve(schema)).ok()?;
+        def.get("name")?.as_str().map(str::to_string)
+    };
+    let entry_names: Vec<Option<String>> = loaded
+        .config
+        .tools
+        .iter()
+        .map(|t| name_of(t.schema.get_ref()))
+        .collect();
+    let missing: Vec<String> = names
+        .iter()
+        .filter(|n| !entry_names.iter().any(|e| e.as_deref() == Some(n.as_str())))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(LoadError::UnknownSelection {
+            config: loaded.path.clone(),
+            missing,
+            available: entry_names.into_iter().flatten().collect(),
+        });
+    }
+    let mut keep = entry_names
+        .iter()
+        .map(|e| e.as_ref().is_none_or(|n| names.contains(n)));
+    loaded.config.tools.retain(|_| keep.next().unwrap_or(true));
+    Ok(())
 }
 
 fn check_limits(l: &Limits) -> Vec<String> {

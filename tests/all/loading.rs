@@ -18,7 +18,11 @@ fn the_shipped_config_loads() {
     let path = crate::common::repo().join("env/config.toml");
     let reg = toolenv::Registry::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<&str> = reg.tools().iter().map(|t| t.def.name.as_str()).collect();
-    assert_eq!(names, ["calculator", "unit_convert", "kv_store", "search"]);
+    assert_eq!(
+        names,
+        ["calculator", "unit_convert", "kv_store", "search", "python"]
+    );
+    assert_eq!(reg.tool("python").unwrap().kind(), "component");
 }
 
 #[test]
@@ -190,4 +194,38 @@ fn compiled_modules_are_cached_on_disk() {
         )
         .unwrap();
     assert_eq!(out.result.unwrap(), serde_json::json!({"value": 2}));
+}
+
+#[test]
+fn a_selection_loads_only_the_named_tools_and_rejects_unknown_names() {
+    let toml = format!(
+        "[sandbox]\ncache_dir = \"\"\n{}{}",
+        tool_entry("calculator", ""),
+        tool_entry("unit_convert", "")
+    );
+    let fx = Fixture::new(&toml);
+    let names = ["unit_convert".to_string()];
+    let reg = toolenv::Registry::load_selecting(&fx.path, Some(&names)).unwrap();
+    let loaded: Vec<&str> = reg.tools().iter().map(|t| t.def.name.as_str()).collect();
+    assert_eq!(loaded, ["unit_convert"]);
+    let e = reg
+        .call(
+            &reg.episode(),
+            "calculator",
+            &serde_json::json!({"expression": "1"}),
+        )
+        .unwrap()
+        .result
+        .unwrap_err();
+    assert_eq!(e.kind(), "unknown_tool", "{e}");
+
+    let names = ["calculator".to_string(), "abacus".to_string()];
+    let e = toolenv::Registry::load_selecting(&fx.path, Some(&names))
+        .err()
+        .expect("an unknown name is an error")
+        .to_string();
+    assert!(
+        e.contains("registers no tool named `abacus`; it registers calculator, unit_convert"),
+        "{e}"
+    );
 }

@@ -2,8 +2,8 @@
 //! guest; the interpreter tool and the example tools; determinism.
 //!
 //! Compiling a Python component takes seconds, so every test shares one registry, loaded once per
-//! test run, and its compile cache lives in the target directory: each component is compiled at
-//! most once per run, and not at all when the cache is warm.
+//! test run from the compile cache: each component is compiled at most once per run, and not at
+//! all when the cache is warm.
 
 use crate::common::{tool_entry, Fixture};
 use serde_json::{json, Value};
@@ -11,15 +11,12 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 use toolenv::{Registry, ToolError};
 
-/// Where the tests' compiled components are cached (target/tmp, kept between runs).
-fn cache_dir() -> String {
-    format!("{}/component-cache", env!("CARGO_TARGET_TMPDIR"))
-}
-
-fn python_config(extra: &str) -> String {
+/// A config of the Python tools and the calculator. The compile cache is the default one, shared
+/// with every other test that loads `env/config.toml`: its lock makes each component compile once
+/// per machine, whichever test gets there first.
+fn python_config() -> String {
     format!(
-        "[sandbox]\ncache_dir = {:?}\nmax_instances = 16\n{extra}\n{}{}{}{}{}",
-        cache_dir(),
+        "[sandbox]\nmax_instances = 16\n{}{}{}{}{}",
         tool_entry("hostile_py", ""),
         tool_entry("python", ""),
         tool_entry("text_stats", ""),
@@ -29,7 +26,7 @@ fn python_config(extra: &str) -> String {
 }
 
 static PYTHON: LazyLock<(Fixture, Registry)> = LazyLock::new(|| {
-    let fx = Fixture::new(&python_config(""));
+    let fx = Fixture::new(&python_config());
     let reg = fx.load().unwrap_or_else(|e| panic!("{e}"));
     (fx, reg)
 });
@@ -172,7 +169,7 @@ fn randomness_is_seeded_by_episode_tool_and_arguments_across_registries() {
         "other arguments"
     );
     // A second registry (loaded from the compile cache) gives the same bytes.
-    let fx = Fixture::new(&python_config(""));
+    let fx = Fixture::new(&python_config());
     let other = fx.load().unwrap();
     assert_eq!(a, run(&other, 7, &args));
 }

@@ -40,6 +40,9 @@ pub struct EvalArgs {
     /// sentences; what the default training config uses).
     #[arg(long, default_value = "full")]
     pub tool_listing: ToolListing,
+    /// Only these registered tools (comma-separated names) are shown and callable; default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub tools: Option<Vec<String>>,
     /// Seed of the episodes' tool randomness (and of local sampling).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -75,7 +78,7 @@ impl EvalArgs {
         max_new_tokens: u32,
     ) -> Result<(Vec<SampleResult>, Value), EvalSetupError> {
         let dataset: Dataset = dataset::load(&self.dataset, self.format)?;
-        let registry = Arc::new(Registry::load(config)?);
+        let registry = Arc::new(Registry::load_selecting(config, self.tools.as_deref())?);
         let rubric = Rubric::for_variant(&self.variant)?;
         let roller = Roller::new(
             registry,

@@ -166,6 +166,9 @@ pub struct RolloutSection {
     /// Tool documentation in the system prompt: `full` or `brief` (first sentences; the
     /// prompt's length is most of the training cost).
     pub tool_listing: ToolListing,
+    /// The registered tools this run's episodes see and may call (by name); absent: all of
+    /// them. Unselected tools are not even compiled.
+    pub tools: Option<Vec<String>>,
 }
 
 impl Default for RolloutSection {
@@ -181,6 +184,7 @@ impl Default for RolloutSection {
             style: PromptStyle::Chat,
             max_batch: 16,
             tool_listing: ToolListing::Brief,
+            tools: None,
         }
     }
 }

@@ -82,7 +82,7 @@ impl GrpoRun {
         let out = options.out.clone().unwrap_or(config.train.out.clone());
         let total_steps = options.steps.unwrap_or(config.grpo.steps);
 
-        let registry = Registry::load(&config.path)
+        let registry = Registry::load_selecting(&config.path, config.rollout.tools.as_deref())
             .map_err(|e| Error::InvalidInput(format!("{}: {e}", config.path.display())))?;
         let r = &config.rollout;
         let roller = Roller::new(

@@ -83,9 +83,11 @@ pub fn examples(config: &TrainConfig) -> Result<Vec<Example>> {
             }),
             Sample::Task(task) => {
                 if roller.is_none() {
-                    let registry = Registry::load(&config.path).map_err(|e| {
-                        Error::InvalidInput(format!("{}: {e}", config.path.display()))
-                    })?;
+                    let registry =
+                        Registry::load_selecting(&config.path, config.rollout.tools.as_deref())
+                            .map_err(|e| {
+                                Error::InvalidInput(format!("{}: {e}", config.path.display()))
+                            })?;
                     roller = Some(Roller::new(
                         Arc::new(registry),
                         RolloutConfig {

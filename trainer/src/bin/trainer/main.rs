@@ -145,7 +145,15 @@ fn eval(args: LocalEvalArgs) -> Result<()> {
     // gives each row the answer it would get alone, up to float rounding in the batched matmuls).
     let batch = args.eval.concurrency.max(1);
     let policy = trainer::BatchedPolicy::new(std::sync::Arc::new(loaded), params, batch, name);
-    args.eval.run(&args.env, &policy, args.max_new_tokens)?;
+    let mut eval_args = args.eval.clone();
+    if eval_args.tools.is_none() {
+        // A training run's held-out evaluations see the tools its `[rollout] tools` selects, so
+        // this evaluation of the same config does too unless `--tools` says otherwise.
+        eval_args.tools = trainer::train::config::TrainConfig::read(&args.env)?
+            .rollout
+            .tools;
+    }
+    eval_args.run(&args.env, &policy, args.max_new_tokens)?;
     Ok(())
 }
 
