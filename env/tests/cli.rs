@@ -40,7 +40,10 @@ fn tools_lists_every_registered_tool() {
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["calculator", "unit_convert", "kv_store", "search"]);
+    assert_eq!(
+        names,
+        ["calculator", "unit_convert", "kv_store", "search", "python"]
+    );
     assert!(tools
         .iter()
         .all(|t| t["function"]["parameters"]["type"] == "object"));
@@ -48,6 +51,8 @@ fn tools_lists_every_registered_tool() {
     let out = toolenv(&["tools", "--config", "env/config.toml"], "");
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("/state per episode"));
+    assert!(text(&out.stdout).contains("python (component)"));
+    assert!(text(&out.stdout).contains("calculator (module)"));
 }
 
 #[test]

@@ -29,7 +29,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     for tool in registry.tools() {
         let l = &tool.limits;
-        writeln!(out, "{}", tool.def.name)?;
+        writeln!(out, "{} ({})", tool.def.name, tool.kind())?;
         writeln!(out, "  {}", tool.def.description)?;
         let mut grants = Vec::new();
         if let Some(d) = &tool.data_dir {
