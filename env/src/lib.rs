@@ -18,6 +18,7 @@ pub mod registry;
 pub mod reward;
 pub mod rollout;
 pub mod sandbox;
+pub mod serve;
 pub mod tir;
 pub mod tooldef;
 

@@ -345,6 +345,15 @@ impl Registry {
         &self.tools
     }
 
+    /// The tools as the OpenAI chat-completions `tools` array
+    /// (`[{"type": "function", "function": {name, description, parameters}}]`).
+    pub fn openai_tools(&self) -> Vec<Value> {
+        self.tools
+            .iter()
+            .map(|t| serde_json::json!({"type": "function", "function": t.def.to_json()}))
+            .collect()
+    }
+
     /// The tool called `name`.
     pub fn tool(&self, name: &str) -> Option<&Tool> {
         self.by_name.get(name).map(|&i| &self.tools[i])

@@ -134,3 +134,53 @@ fn batch_keeps_input_order_and_episode_state() {
     );
     assert_eq!(lines[304]["error"]["kind"], "unknown_tool");
 }
+
+#[test]
+fn batch_streams_answers_like_a_co_process() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_toolenv"))
+        .args(["batch", "--jobs", "2"])
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run toolenv");
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let answer = || -> Value {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("an answer while stdin is still open");
+        serde_json::from_str(&line).unwrap()
+    };
+    // Each line is answered before the next is written, with stdin still open.
+    for i in 0..3 {
+        let line = json!({"name": "kv_store", "arguments": {"op": "set", "key": "k", "value": i}, "episode": "e"});
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        assert_eq!(answer(), json!({"ok": {"ok": true, "key": "k"}}));
+    }
+    // A line that is not UTF-8 gets its own error line; the batch goes on, state intact.
+    stdin.write_all(b"{\"name\": \"calc\xff\"}\n").unwrap();
+    writeln!(stdin, "{}", json!({"name": "kv_store", "arguments": "{\"op\": \"get\", \"key\": \"k\"}", "episode": "e"})).unwrap();
+    writeln!(stdin, "{}", json!({"name": "calculator", "arguments": [1]})).unwrap();
+    stdin.flush().unwrap();
+    let bad = answer();
+    assert_eq!(bad["error"]["kind"], "bad_request");
+    let message = bad["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("line 4: not UTF-8"), "{message}");
+    assert_eq!(answer(), json!({"ok": {"key": "k", "value": 2}}));
+    assert_eq!(answer()["error"]["kind"], "parse");
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -20,6 +20,7 @@ pub use trajectory::{CallRecord, ErrorRecord, StopReason, TokenSequence, Traject
 use crate::episode::Episode;
 use crate::policy::{Policy, PolicyError, PolicyTurn, TurnRequest};
 use crate::registry::Registry;
+use crate::sandbox::CallOutcome;
 use crate::tir::{parse_turn, render_call_observations, CallObservation, ToolCall};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -107,10 +108,24 @@ pub struct Roller {
     calls_in_flight: Arc<Semaphore>,
 }
 
+/// A call to run: its index among the turn's lines, its 1-based line, the call.
+type Job = (usize, usize, ToolCall);
+
 /// The outcome of one call line before it is recorded.
 struct LineOutcome {
     record: CallRecord,
     observation: CallObservation,
+}
+
+/// What one assistant turn did, as [`Roller::step`] reports it.
+#[derive(Debug, Clone)]
+pub struct TurnStep {
+    /// One record per non-blank line of the turn's `<tool_call>` block, in order.
+    pub calls: Vec<CallRecord>,
+    /// The `<obs>` text the policy reads next; `None` when the turn made no call.
+    pub observation: Option<String>,
+    /// Why the episode ends with this turn, if it does: it answered, or did nothing.
+    pub stop: Option<StopReason>,
 }
 
 impl Roller {
@@ -130,6 +145,11 @@ impl Roller {
     /// The system prompt episodes start with.
     pub fn system(&self) -> &str {
         &self.system
+    }
+
+    /// The registry the calls run in.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The rollout limits.
@@ -179,23 +199,14 @@ impl Roller {
             let policy_ms = ms(asked);
             tokens_used += generated_tokens(&reply);
 
-            let parsed = parse_turn(&reply.text);
             let ran = Instant::now();
-            let outcomes = match &parsed.tool_calls {
-                Some(lines) if !lines.is_empty() => self.run_calls(lines, &state, &task.id).await?,
-                _ => Vec::new(),
-            };
+            let step = self.step(&state, &reply.text, &task.id).await?;
             let tools_ms = ms(ran);
-            let observation = (!outcomes.is_empty()).then(|| {
-                let obs: Vec<CallObservation> =
-                    outcomes.iter().map(|o| o.observation.clone()).collect();
-                render_call_observations(&obs)
-            });
             let restart = self.config.style == PromptStyle::Paper || turn_index == 0;
             turns.push(TurnRecord {
                 text: reply.text.clone(),
-                calls: outcomes.into_iter().map(|o| o.record).collect(),
-                observation: observation.clone(),
+                calls: step.calls,
+                observation: step.observation.clone(),
                 tokens: reply.tokens.map(|mut tokens| {
                     tokens.restart |= restart;
                     tokens
@@ -204,14 +215,10 @@ impl Roller {
                 tools_ms,
             });
             steps.push(Step::Assistant(reply.text));
-            match observation {
-                Some(obs) => steps.push(Step::Observation(obs)),
-                None => {
-                    stop = if parsed.response.is_some() {
-                        StopReason::Response
-                    } else {
-                        StopReason::NoAction
-                    };
+            match (step.observation, step.stop) {
+                (Some(obs), _) => steps.push(Step::Observation(obs)),
+                (None, reason) => {
+                    stop = reason.unwrap_or(StopReason::NoAction);
                     break;
                 }
             }
@@ -247,6 +254,47 @@ impl Roller {
         })
     }
 
+    /// One assistant turn's effect on the world: the turn is parsed, its calls run (see the
+    /// module's rule on order), and the observation the policy reads next is rendered. The rollout
+    /// loop and `toolenv serve`'s step endpoint both go through here, so a served episode sees
+    /// exactly what a local one would.
+    pub async fn step(
+        &self,
+        state: &Arc<Episode>,
+        text: &str,
+        task: &str,
+    ) -> Result<TurnStep, RolloutError> {
+        let parsed = parse_turn(text);
+        let outcomes = match &parsed.tool_calls {
+            Some(lines) if !lines.is_empty() => self.run_calls(lines, state, task).await?,
+            _ => Vec::new(),
+        };
+        let observation = (!outcomes.is_empty()).then(|| {
+            let obs: Vec<CallObservation> =
+                outcomes.iter().map(|o| o.observation.clone()).collect();
+            render_call_observations(&obs)
+        });
+        let stop = observation.is_none().then(|| {
+            if parsed.response.is_some() {
+                StopReason::Response
+            } else {
+                StopReason::NoAction
+            }
+        });
+        Ok(TurnStep {
+            calls: outcomes.into_iter().map(|o| o.record).collect(),
+            observation,
+            stop,
+        })
+    }
+
+    /// Whether an episode is over after its turn `turn_index` (0-based) gave `step`: the turn
+    /// ended it, or it was the last turn allowed. The token budget is the loop's own rule (a
+    /// served episode's tokens are counted by its client).
+    pub fn done_after(&self, turn_index: usize, step: &TurnStep) -> bool {
+        step.stop.is_some() || turn_index + 1 >= self.config.max_turns as usize
+    }
+
     /// Runs the lines of one `<tool_call>` block; returns one outcome per line, in order.
     async fn run_calls(
         &self,
@@ -279,7 +327,68 @@ impl Roller {
                 }
             }
         }
-        // Stateful calls form one chain, run in order; every stateless call is its own job.
+        for (i, line, call, outcome) in self.execute(stateless, stateful, state, task).await? {
+            let (result, error, shown) = match outcome.result {
+                Ok(v) => (Some(v.clone()), None, Ok(v)),
+                Err(e) => {
+                    let message = e.to_string();
+                    let record = ErrorRecord {
+                        kind: e.kind().to_string(),
+                        message: message.clone(),
+                    };
+                    (None, Some(record), Err(message))
+                }
+            };
+            let observation = CallObservation {
+                name: call.name.clone(),
+                outcome: shown,
+            };
+            outcomes[i] = Some(LineOutcome {
+                record: CallRecord {
+                    line,
+                    name: Some(call.name),
+                    arguments: Some(Value::Object(call.parameters)),
+                    result,
+                    error,
+                    elapsed_us: outcome.elapsed.as_micros() as u64,
+                    fuel: outcome.fuel_used,
+                },
+                observation,
+            });
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Runs `calls` within `state` by the module's rule (stateful calls one after another in
+    /// order, the rest concurrently), under the roller's bound on calls in flight; one outcome per
+    /// call, in order. A tool's failure is in its outcome; `Err` is a host fault.
+    pub async fn call_all(
+        &self,
+        calls: Vec<ToolCall>,
+        state: &Arc<Episode>,
+        task: &str,
+    ) -> Result<Vec<CallOutcome>, RolloutError> {
+        let mut stateless = Vec::new();
+        let mut stateful = Vec::new();
+        for (i, call) in calls.into_iter().enumerate() {
+            match self.registry.tool(&call.name) {
+                Some(tool) if tool.stateful => stateful.push((i, i + 1, call)),
+                _ => stateless.push(vec![(i, i + 1, call)]),
+            }
+        }
+        let mut done = self.execute(stateless, stateful, state, task).await?;
+        done.sort_by_key(|(i, ..)| *i);
+        Ok(done.into_iter().map(|(.., outcome)| outcome).collect())
+    }
+
+    /// Runs the jobs: each stateless job on its own, the stateful chain in order.
+    async fn execute(
+        &self,
+        stateless: Vec<Vec<Job>>,
+        stateful: Vec<Job>,
+        state: &Arc<Episode>,
+        task: &str,
+    ) -> Result<Vec<(usize, usize, ToolCall, CallOutcome)>, RolloutError> {
         let mut jobs = stateless;
         if !stateful.is_empty() {
             jobs.push(stateful);
@@ -308,6 +417,7 @@ impl Roller {
                 done
             }));
         }
+        let mut finished = Vec::new();
         for handle in handles {
             let done = handle.await.map_err(|e| RolloutError::Host {
                 task: task.to_string(),
@@ -322,36 +432,10 @@ impl Roller {
                     task: task.to_string(),
                     message: e.to_string(),
                 })?;
-                let (result, error, shown) = match outcome.result {
-                    Ok(v) => (Some(v.clone()), None, Ok(v)),
-                    Err(e) => {
-                        let message = e.to_string();
-                        let record = ErrorRecord {
-                            kind: e.kind().to_string(),
-                            message: message.clone(),
-                        };
-                        (None, Some(record), Err(message))
-                    }
-                };
-                let observation = CallObservation {
-                    name: call.name.clone(),
-                    outcome: shown,
-                };
-                outcomes[i] = Some(LineOutcome {
-                    record: CallRecord {
-                        line,
-                        name: Some(call.name),
-                        arguments: Some(Value::Object(call.parameters)),
-                        result,
-                        error,
-                        elapsed_us: outcome.elapsed.as_micros() as u64,
-                        fuel: outcome.fuel_used,
-                    },
-                    observation,
-                });
+                finished.push((i, line, call, outcome));
             }
         }
-        Ok(outcomes.into_iter().flatten().collect())
+        Ok(finished)
     }
 }
 

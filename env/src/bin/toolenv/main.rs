@@ -6,6 +6,7 @@ mod batch;
 mod call;
 mod eval;
 mod reward;
+mod serve;
 mod tools;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,8 @@ enum Command {
     Eval(eval::Args),
     /// Score completions (JSONL on stdin) with the ToolRL reward, one score line per input line.
     Reward(reward::RewardArgs),
+    /// Serve the environment over HTTP: sessions, calls, steps, rewards, metrics.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Batch(args) => batch::run(args),
         Command::Reward(args) => reward::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -18,12 +18,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let registry = load_registry(&args.config)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        let tools: Vec<serde_json::Value> = registry
-            .tools()
-            .iter()
-            .map(|t| serde_json::json!({"type": "function", "function": t.def.to_json()}))
-            .collect();
-        serde_json::to_writer_pretty(&mut out, &tools)?;
+        serde_json::to_writer_pretty(&mut out, &registry.openai_tools())?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
