@@ -5,8 +5,9 @@
 //! call a fresh, isolated instance with bounded CPU, memory and output. An [`episode::Episode`]
 //! holds the per-episode state of stateful tools. [`tir`] parses and renders the
 //! tool-integrated-reasoning text format, and [`reward`] scores it (ToolRL's reward, exact to the
-//! reference, plus execution-aware rewards). The crate knows nothing about gradients; the
-//! `trainer` crate builds on it.
+//! reference, plus execution-aware rewards). [`serve`] puts all of it behind HTTP for RL
+//! frameworks in other processes. The crate knows nothing about gradients; the `trainer` crate
+//! builds on it.
 
 pub mod chat;
 pub mod config;

@@ -15,16 +15,16 @@
 //! What the model caused is a 200 with a typed error per call; a request that is not what the
 //! route reads is a 400 that names the field; 404 an unknown route or session to delete; 413 a
 //! body over the limit; 429 (with `Retry-After`) a full queue or session table; 401 a missing or
-//! wrong bearer token; 408 a request over its time.
+//! wrong bearer token; 408 a body not received within the body timeout, or a request over its
+//! time.
 
 use super::sessions::{Session, SessionError, SessionSpec};
 use super::{wire, Server};
 use crate::reward::{GroundTruth, Rubric};
 use crate::rollout::{RolloutError, TurnStep};
 use crate::tir::{parse_turn, ToolCall};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::body::Body;
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::timeout::TimeoutLayer;
 
 type Shared = Arc<Server>;
 
@@ -63,10 +63,8 @@ pub fn router(server: Shared) -> Router {
         .merge(protected)
         .route_layer(middleware::from_fn_with_state(server.clone(), account))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(options.max_body_bytes))
         // A declared length over the limit is refused before any of the body is read.
         .layer(RequestBodyLimitLayer::new(options.max_body_bytes))
-        .layer(RequestBodyTimeoutLayer::new(options.body_timeout))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,
@@ -85,6 +83,8 @@ pub enum ApiError {
     Conflict(String),
     /// 413: the body is over the limit.
     TooLarge(String),
+    /// 408: the body did not arrive in time.
+    Timeout(String),
     /// 429: the queue or the session table is full.
     Busy(String),
     /// 401.
@@ -100,6 +100,7 @@ impl ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone()),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
             ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", m.clone()),
+            ApiError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, "timeout", m.clone()),
             ApiError::Busy(m) => (StatusCode::TOO_MANY_REQUESTS, "busy", m.clone()),
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
@@ -149,16 +150,25 @@ impl From<RolloutError> for ApiError {
     }
 }
 
-/// Reads a JSON body into `T`; a failure names the field (`calls[2].name: …`).
-fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let body = body.map_err(|rejection| {
-        let message = rejection.body_text();
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(message)
-        } else {
-            ApiError::BadRequest(message)
+/// Reads a JSON body into `T` within the body timeout (the whole body, however slowly it
+/// trickles in) and the size limit; a failure names the field (`calls[2].name: …`).
+async fn parse<T: DeserializeOwned>(server: &Server, body: Body) -> Result<T, ApiError> {
+    let (limit, timeout) = (server.options.max_body_bytes, server.options.body_timeout);
+    let body = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => {
+            return Err(ApiError::Timeout(format!(
+                "body: not received within {} s",
+                timeout.as_secs_f64()
+            )))
         }
-    })?;
+        Ok(Err(e)) if over_limit(&e) => {
+            return Err(ApiError::TooLarge(format!(
+                "body: larger than the limit of {limit} bytes"
+            )))
+        }
+        Ok(Err(e)) => return Err(ApiError::BadRequest(format!("body: cannot be read: {e}"))),
+        Ok(Ok(body)) => body,
+    };
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -173,6 +183,17 @@ fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, 
             ApiError::BadRequest(format!("{path}: {}", e.inner()))
         }
     })
+}
+
+fn over_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 async fn authorize(State(server): State<Shared>, request: Request, next: Next) -> Response {
@@ -244,20 +265,17 @@ struct SessionRequest {
     ttl_s: Option<f64>,
 }
 
-async fn create_session(
-    State(server): State<Shared>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let request: SessionRequest = parse(body)?;
+async fn create_session(State(server): State<Shared>, body: Body) -> Result<Response, ApiError> {
+    let request: SessionRequest = parse(&server, body).await?;
     open_session(&server, request)
 }
 
 async fn create_named_session(
     State(server): State<Shared>,
     Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let mut request: SessionRequest = parse(body)?;
+    let mut request: SessionRequest = parse(&server, body).await?;
     if request.id.as_ref().is_some_and(|given| *given != id) {
         return Err(ApiError::BadRequest(
             "id: differs from the id in the path".into(),
@@ -345,9 +363,9 @@ struct FunctionCall {
 async fn calls(
     State(server): State<Shared>,
     Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let request: CallsRequest = parse(body)?;
+    let request: CallsRequest = parse(&server, body).await?;
     let limit = server.options.max_calls_per_request;
     if request.calls.len() > limit {
         return Err(ApiError::BadRequest(format!(
@@ -462,9 +480,9 @@ async fn step_session(
 async fn step(
     State(server): State<Shared>,
     Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let request: StepRequest = parse(body)?;
+    let request: StepRequest = parse(&server, body).await?;
     let (session, created) = session(&server, &id)?;
     let (step, turn, done) = step_session(&server, &session, &request.text).await?;
     let calls: Vec<Value> = step
@@ -503,11 +521,8 @@ struct RewardItem {
     variant: Option<String>,
 }
 
-async fn reward(
-    State(_server): State<Shared>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let request: RewardRequest = parse(body)?;
+async fn reward(State(server): State<Shared>, body: Body) -> Result<Json<Value>, ApiError> {
+    let request: RewardRequest = parse(&server, body).await?;
     let scores = tokio::task::spawn_blocking(move || score_items(request.items))
         .await
         .map_err(|e| ApiError::Host(format!("the scorer failed: {e}")))?;
@@ -553,9 +568,9 @@ struct ObservationRequest {
 /// finished trajectory (`finish`, `is_last_step`, or the rollout's own rule) drops its session.
 async fn get_observation(
     State(server): State<Shared>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let request: ObservationRequest = parse(body)?;
+    let request: ObservationRequest = parse(&server, body).await?;
     let n = request.trajectory_ids.len();
     for (field, len) in [
         ("actions", Some(request.actions.len())),

@@ -34,7 +34,14 @@ fn status_line(stream: &mut TcpStream) -> String {
 
 #[test]
 fn bad_clients_do_not_hold_or_break_the_server() {
-    let served = Served::start(&["--tools", "calculator,kv_store", "--header-timeout-s", "2"]);
+    let served = Served::start(&[
+        "--tools",
+        "calculator,kv_store",
+        "--header-timeout-s",
+        "2",
+        "--body-timeout-s",
+        "2",
+    ]);
     let rt = runtime();
     let c = client();
     let healthy = |c: &reqwest::Client| {
@@ -82,6 +89,29 @@ fn bad_clients_do_not_hold_or_break_the_server() {
         held < Duration::from_secs(7),
         "a 1 byte/s client held its connection for {held:?}"
     );
+
+    // A body at one byte a second: answered with an error after the body timeout.
+    let mut s = TcpStream::connect(&served.addr).unwrap();
+    s.write_all(b"POST /v1/sessions/x/calls HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n").unwrap();
+    let start = Instant::now();
+    let mut writer = s.try_clone().unwrap();
+    let dribble = std::thread::spawn(move || {
+        for b in b"{\"calls\": [] ".iter().cycle().take(12) {
+            if writer.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let line = status_line(&mut s);
+    let took = start.elapsed();
+    assert!(line.starts_with("HTTP/1.1 408"), "{line:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "a 1 byte/s body held its request for {took:?}"
+    );
+    drop(s);
+    let _ = dribble.join();
 
     // Disconnects mid-body and mid-response.
     for _ in 0..20 {
