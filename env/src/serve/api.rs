@@ -485,24 +485,10 @@ async fn step(
     let request: StepRequest = parse(&server, body).await?;
     let (session, created) = session(&server, &id)?;
     let (step, turn, done) = step_session(&server, &session, &request.text).await?;
-    let calls: Vec<Value> = step
-        .calls
-        .iter()
-        .map(|c| json!({"line": c.line, "name": c.name, "arguments": c.arguments}))
-        .collect();
-    let results: Vec<Value> = step.calls.iter().map(|c| json!(c.result)).collect();
-    let errors: Vec<Value> = step.calls.iter().map(|c| json!(c.error)).collect();
-    Ok(Json(json!({
-        "session": id,
-        "created": created,
-        "turn": turn,
-        "observation": step.observation,
-        "calls": calls,
-        "results": results,
-        "errors": errors,
-        "done": done,
-        "stop": step.stop,
-    })))
+    let mut answer = wire::step(&step, turn, done);
+    answer["session"] = json!(id);
+    answer["created"] = json!(created);
+    Ok(Json(answer))
 }
 
 #[derive(Deserialize)]

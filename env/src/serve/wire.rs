@@ -1,7 +1,8 @@
-//! The JSON of one tool call on the wire, shared by `toolenv serve` and `toolenv batch`: how a
-//! call's arguments are read (an object, or a JSON string holding one, as chat-completions
-//! `tool_calls` carry them) and how its outcome is written.
+//! The JSON of calls and steps on the wire, shared by `toolenv serve`, `toolenv batch` and the
+//! Python package: how a call's arguments are read (an object, or a JSON string holding one, as
+//! chat-completions `tool_calls` carry them), how its outcome is written, and a step's answer.
 
+use crate::rollout::TurnStep;
 use crate::sandbox::CallOutcome;
 use serde_json::{json, Map, Value};
 
@@ -38,6 +39,28 @@ pub fn outcome(outcome: &CallOutcome) -> Value {
 /// `{"error": {"kind", "message"}}` for a call that could not be run as asked.
 pub fn error(kind: &str, message: impl Into<String>) -> Value {
     json!({"error": {"kind": kind, "message": message.into()}})
+}
+
+/// A step's answer: `{"turn", "observation", "calls": [{"line", "name", "arguments"}],
+/// "results": [result or null], "errors": [{"kind", "message"} or null], "done", "stop"}`, one
+/// entry per line of the turn's `<tool_call>` block in the three lists.
+pub fn step(step: &TurnStep, turn: usize, done: bool) -> Value {
+    let calls: Vec<Value> = step
+        .calls
+        .iter()
+        .map(|c| json!({"line": c.line, "name": c.name, "arguments": c.arguments}))
+        .collect();
+    let results: Vec<Value> = step.calls.iter().map(|c| json!(c.result)).collect();
+    let errors: Vec<Value> = step.calls.iter().map(|c| json!(c.error)).collect();
+    json!({
+        "turn": turn,
+        "observation": step.observation,
+        "calls": calls,
+        "results": results,
+        "errors": errors,
+        "done": done,
+        "stop": step.stop,
+    })
 }
 
 #[cfg(test)]

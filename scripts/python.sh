@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The Python package's tests (scripts/test.sh runs them; CI too): builds the extension module in
+# the workspace (the same build cache as the Rust tests), puts it beside the package's sources,
+# and runs pytest in a git-ignored virtual environment against the real registry, the real
+# `toolenv` binary and a real `toolenv serve`. `scripts/python.sh bench` runs the speed script.
+# A user installs the package with `pip install ./env/python` instead (maturin builds it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTEST_VERSION=9.2.0
+profile="${CARGO_PROFILE:-dev}"
+case "$profile" in dev) dir=debug ;; *) dir="$profile" ;; esac
+if [ "$(.venv-py/bin/python -m pytest --version 2>/dev/null)" != "pytest $PYTEST_VERSION" ]; then
+    python3 -m venv .venv-py
+    .venv-py/bin/pip install --quiet --disable-pip-version-check "pytest==$PYTEST_VERSION"
+fi
+cargo build --locked --profile "$profile" -p toolenv -p toolenv-python
+cp "target/$dir/lib_native.so" env/python/python/toolenv/_native.abi3.so
+export PYTHONPATH="$PWD/env/python/python" TOOLENV_BIN="$PWD/target/$dir/toolenv"
+if [ "${1:-}" = bench ]; then
+    exec .venv-py/bin/python env/python/bench.py
+fi
+exec .venv-py/bin/python -m pytest -q env/python/tests
