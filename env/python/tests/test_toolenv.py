@@ -166,3 +166,36 @@ def test_async_variants(env):
     rs, st = asyncio.run(main())
     assert [r.ok["value"] for r in rs] == list(range(1, 21))
     assert st.errors[0].kind == "exit" and st.observation.startswith("<obs>")
+
+
+def test_trl_reward_function_has_trls_signature():
+    from toolenv.adapters.trl import reward_function
+
+    f = reward_function()
+    assert f.__name__ == "toolrl_default"
+    good = STEPS[1]
+    completions = [good, [{"role": "assistant", "content": good}], "<response>x</response>"]
+    scores = f(["p"] * 3, completions, ground_truth=[good, good, None])
+    assert scores[0] == scores[1] == toolenv.reward(good, good).total
+    assert scores[2] is None
+
+    class State:
+        global_step = 7
+
+    g = reward_function("schedule", term="format")
+    assert g(["p"], [good], ground_truth=[good], trainer_state=State()) == [toolenv.reward(good, good, 7, "schedule").format]
+    with pytest.raises(KeyError, match="no `ground_truth` column"):
+        f(["p"], [good], answer=[good])
+    with pytest.raises(ValueError, match="nope"):
+        reward_function("nope")
+
+
+def test_verl_compute_score_has_verls_signature():
+    from toolenv.adapters.verl import compute_score
+
+    good = STEPS[1]
+    s = compute_score("toolrl", good, good)
+    r = toolenv.reward(good, good)
+    assert s == {"score": r.total, "format": r.format, "correctness": r.correctness, "length": r.length}
+    s = compute_score("toolrl", good, good, {"variant": "schedule", "step": 3})
+    assert s["score"] == toolenv.reward(good, good, 3, "schedule").total
