@@ -157,6 +157,29 @@ fn bad_clients_do_not_hold_or_break_the_server() {
     healthy(&c);
 }
 
+/// Waits until the server reports a call running (a request is surely in flight).
+async fn wait_running(c: &reqwest::Client, served: &Served) {
+    let start = Instant::now();
+    loop {
+        let text = c
+            .get(served.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if crate::metric(&text, "toolenv_calls_running").unwrap_or(0.0) >= 1.0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no call started running"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[test]
 fn a_full_queue_answers_429_with_retry_after() {
     let served = Served::start(&["--tools", "python", "--workers", "1", "--max-queue", "2"]);
@@ -167,7 +190,7 @@ fn a_full_queue_answers_429_with_retry_after() {
         let url = served.url("/v1/sessions/big/calls");
         let (c2, u2) = (c.clone(), url.clone());
         let running = tokio::spawn(async move { post(&c2, &u2, &big).await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        wait_running(&c, &served).await;
         let mut busy = 0;
         for i in 0..10 {
             let response = c
@@ -212,7 +235,7 @@ fn sigterm_lets_calls_in_flight_finish() {
     let url = served.url("/v1/sessions/t/calls");
     let in_flight =
         rt.spawn(async move { post(&c, &url, &json!({"calls": vec![slow_python(); 40]})).await });
-    std::thread::sleep(Duration::from_millis(150));
+    rt.block_on(wait_running(&client(), &served));
     served.signal("TERM");
     let (s, v) = rt.block_on(in_flight).unwrap();
     assert_eq!(s, 200, "{v}");
