@@ -6,12 +6,15 @@
 # A user installs the package with `pip install ./env/python` instead (maturin builds it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTEST_VERSION=9.2.0
+# pytest, and the frameworks whose real classes the adapters are tested against (those that
+# install on this CPU machine without torch), pinned.
+REQUIREMENTS=(pytest==9.2.0 skyrl-gym==0.4.0)
 profile="${CARGO_PROFILE:-dev}"
 case "$profile" in dev) dir=debug ;; *) dir="$profile" ;; esac
-if [ "$(.venv-py/bin/python -m pytest --version 2>/dev/null)" != "pytest $PYTEST_VERSION" ]; then
+if [ "$(cat .venv-py/requirements 2>/dev/null)" != "${REQUIREMENTS[*]}" ]; then
     python3 -m venv .venv-py
-    .venv-py/bin/pip install --quiet --disable-pip-version-check "pytest==$PYTEST_VERSION"
+    .venv-py/bin/pip install --quiet --disable-pip-version-check "${REQUIREMENTS[@]}"
+    echo "${REQUIREMENTS[*]}" > .venv-py/requirements
 fi
 cargo build --locked --profile "$profile" -p toolenv -p toolenv-python
 cp "target/$dir/lib_native.so" env/python/python/toolenv/_native.abi3.so

@@ -199,3 +199,25 @@ def test_verl_compute_score_has_verls_signature():
     assert s == {"score": r.total, "format": r.format, "correctness": r.correctness, "length": r.length}
     s = compute_score("toolrl", good, good, {"variant": "schedule", "step": 3})
     assert s["score"] == toolenv.reward(good, good, 3, "schedule").total
+
+
+def test_skyrl_env_is_a_real_base_text_env():
+    import skyrl_gym
+    from skyrl_gym.envs.base_text_env import BaseTextEnv
+
+    from toolenv.adapters import skyrl
+
+    skyrl.register()
+    truth = STEPS[1]
+    env = skyrl_gym.make("toolenv", env_config={"config_path": CONFIG, "tools": TOOLS, "max_turns": 3},
+                         extras={"reward_spec": {"ground_truth": truth}})
+    assert isinstance(env, BaseTextEnv)
+    prompt, _ = env.init([{"role": "user", "content": "q"}])
+    out = env.step(STEPS[0])
+    assert not out["done"] and out["observations"][0]["role"] == "user"
+    assert out["observations"][0]["content"].startswith("<obs>")
+    assert out["reward"] == toolenv.reward(STEPS[0], truth).total
+    out = env.step(STEPS[2])
+    assert out["done"] and out["observations"] == [] and out["metadata"]["stop"] == "response"
+    assert env.get_metrics() == {"tool_calls": 3, "tool_errors": 1, "turns": 2}
+    env.close()

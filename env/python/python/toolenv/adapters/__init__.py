@@ -2,8 +2,7 @@
 
 - ``toolenv.adapters.trl``: a reward function with TRL's signature.
 - ``toolenv.adapters.verl``: a ``compute_score`` with verl's signature.
+- ``toolenv.adapters.skyrl``: a SkyRL-gym ``BaseTextEnv`` (imports skyrl_gym).
 
-(The framework classes — TRL's ``environment_factory``, verl's ``BaseTool``, SkyRL-gym's
-``BaseTextEnv``, verifiers' ``ToolEnv`` — are not here yet: they are to be tested against the
-frameworks' real classes.)
+(TRL's ``environment_factory``, verl's ``BaseTool`` and verifiers' ``ToolEnv`` are not here yet.)
 """
