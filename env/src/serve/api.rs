@@ -19,7 +19,8 @@
 //! time.
 
 use super::sessions::{Session, SessionError, SessionSpec};
-use super::{wire, Server};
+use super::wire::{self, RewardItem};
+use super::Server;
 use crate::reward::{GroundTruth, Rubric};
 use crate::rollout::{RolloutError, TurnStep};
 use crate::tir::{parse_turn, ToolCall};
@@ -495,16 +496,6 @@ async fn step(
 #[serde(deny_unknown_fields)]
 struct RewardRequest {
     items: Vec<RewardItem>,
-}
-
-#[derive(Deserialize)]
-struct RewardItem {
-    text: String,
-    ground_truth: String,
-    #[serde(default)]
-    step: u64,
-    #[serde(default)]
-    variant: Option<String>,
 }
 
 async fn reward(State(server): State<Shared>, body: Body) -> Result<Json<Value>, ApiError> {

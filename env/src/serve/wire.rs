@@ -4,6 +4,7 @@
 
 use crate::rollout::TurnStep;
 use crate::sandbox::CallOutcome;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 /// The arguments of a call as an object. A string is parsed as JSON first. `Err` is the message
@@ -26,6 +27,22 @@ pub fn arguments(value: Option<&Value>) -> Result<Map<String, Value>, String> {
             crate::tir::JsonKind::of(other)
         )),
     }
+}
+
+/// One completion to score with ToolRL's reward: a `toolenv reward` input line, an item of
+/// `/v1/reward`. Other keys (such as `expected` in the reward vectors) are ignored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RewardItem {
+    /// The completion.
+    pub text: String,
+    /// ToolRL's reference text.
+    pub ground_truth: String,
+    /// The training step, for the step-scheduled variants.
+    #[serde(default)]
+    pub step: u64,
+    /// The variant expression; the caller's default if absent.
+    #[serde(default)]
+    pub variant: Option<String>,
 }
 
 /// `{"ok": result}` or `{"error": {"kind", "message"}}`.

@@ -161,14 +161,7 @@ fn bad_clients_do_not_hold_or_break_the_server() {
 async fn wait_running(c: &reqwest::Client, served: &Served) {
     let start = Instant::now();
     loop {
-        let text = c
-            .get(served.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = crate::metrics_text(c, served).await;
         if crate::metric(&text, "toolenv_calls_running").unwrap_or(0.0) >= 1.0 {
             return;
         }

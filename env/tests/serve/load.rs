@@ -184,14 +184,7 @@ fn ten_thousand_sessions_expire_and_the_server_comes_back() {
     let rss_full = served.rss_kib();
     let live = |c: &reqwest::Client| {
         rt.block_on(async {
-            let text = c
-                .get(served.url("/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = crate::metrics_text(c, &served).await;
             metric(&text, "toolenv_sessions_live").unwrap()
         })
     };

@@ -173,6 +173,16 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// The server's `/metrics` text.
+pub(crate) async fn metrics_text(c: &reqwest::Client, served: &Served) -> String {
+    let response = c
+        .get(served.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics");
+    response.text().await.expect("metrics body")
+}
+
 /// Reads one value of a Prometheus metric (no labels) from `/metrics` text.
 pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()

@@ -117,7 +117,7 @@ fn routes_answer_with_results_and_typed_errors() {
         assert_eq!(missing.status().as_u16(), 404);
 
         // The metrics count calls by tool and outcome, and requests by route and status.
-        let text = c.get(served.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let text = crate::metrics_text(&c, &served).await;
         assert!(text.contains(r#"toolenv_calls_total{tool="calculator",outcome="ok"} 2"#), "{text}");
         assert!(text.contains(r#"toolenv_calls_total{tool="_unknown",outcome="unknown_tool"} 1"#), "{text}");
         assert!(text.contains(r#"toolenv_requests_total{route="/v1/sessions/{id}/calls",status="400"}"#), "{text}");

@@ -11,8 +11,8 @@ use std::io::{self, BufRead, BufWriter, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use serde::Deserialize;
 use toolenv::reward::{GroundTruth, Rubric};
+use toolenv::serve::wire::RewardItem;
 
 /// Arguments of `toolenv reward`.
 #[derive(clap::Args, Debug)]
@@ -29,17 +29,6 @@ pub struct RewardArgs {
     /// refined, intermediate, equalmax, twostage, schedule, length, schedlength, hungarian).
     #[arg(long, default_value = "default")]
     variant: String,
-}
-
-/// One input line.
-#[derive(Deserialize)]
-struct Case {
-    text: String,
-    ground_truth: String,
-    #[serde(default)]
-    step: u64,
-    #[serde(default)]
-    variant: Option<String>,
 }
 
 /// Runs the subcommand; an `Err` is a bad input line (the caller exits with 2).
@@ -68,7 +57,7 @@ fn score_lines(args: &RewardArgs, input: impl BufRead, out: &mut impl Write) -> 
         if line.trim().is_empty() {
             continue;
         }
-        let case: Case = serde_json::from_str(&line)
+        let case: RewardItem = serde_json::from_str(&line)
             .map_err(|e| stop(format!("not a valid input object: {e}")))?;
         let variant = case.variant.as_deref().unwrap_or(&args.variant);
         if !rubrics.contains_key(variant) {
