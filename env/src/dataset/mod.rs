@@ -1,9 +1,10 @@
 //! Datasets: reading the ToolRL and API-Bank files of `data/` and the native executable tasks into one
 //! [`Sample`] type an eval or a rollout can iterate over.
 //!
-//! Three formats, one JSON object a line: ToolRL ([`toolrl`]: `id`, `system`, `user`, `output`),
-//! API-Bank ([`apibank`]: `id`, `system`, `user`, `answer`) and executable tasks ([`tasks`]: `id`,
-//! `kind`, `question`, `answer`, `tools`, `solution`). [`load`] takes a file or one of the
+//! Four formats, one JSON object a line: ToolRL ([`toolrl`]: `id`, `system`, `user`, `output`),
+//! API-Bank ([`apibank`]: `id`, `system`, `user`, `answer`), executable tasks ([`tasks`]: `id`,
+//! `kind`, `question`, `answer`, `tools`, `solution`) and BFCL's files ([`bfcl`]: `id`,
+//! `question` as a list of turns, `function`; possible answers from the file beside). [`load`] takes a file or one of the
 //! [`NAMES`], recognises the format from the fields of the first line unless told, and checks every
 //! line before returning: a bad line is an error naming the file, the line and the field, never a
 //! skipped sample or a panic. Names resolve against the repository root found from the current
@@ -11,11 +12,13 @@
 //! tried, so a run from an unexpected directory says where it looked.
 
 pub mod apibank;
+pub mod bfcl;
 mod json;
 pub mod tasks;
 pub mod toolrl;
 
 pub use apibank::ApiBankSample;
+pub use bfcl::BfclEntry;
 pub use tasks::{Task, TaskKind};
 pub use toolrl::ToolRlSample;
 
@@ -25,7 +28,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+/// A BFCL category's question file, relative to the repository root.
+macro_rules! bfcl {
+    ($category:literal) => {
+        concat!(".bfcl/bfcl_eval/data/BFCL_v4_", $category, ".json")
+    };
+}
+
 /// The dataset names [`load`] knows, each with its files relative to the repository root.
+/// `bfcl-<category>` are BFCL's, by its category names, from the data `scripts/fetch-bfcl.sh`
+/// unpacks.
 pub const NAMES: &[(&str, &[&str])] = &[
     ("toolrl", &["data/toolrl/test.jsonl"]),
     ("toolrl-sft", &["data/toolrl/sft.jsonl"]),
@@ -37,6 +49,40 @@ pub const NAMES: &[(&str, &[&str])] = &[
     ("apibank-2", &["data/apibank/level-2.jsonl"]),
     ("tasks", &["env/data/tasks/test.jsonl"]),
     ("tasks-train", &["env/data/tasks/train.jsonl"]),
+    ("bfcl-simple_python", &[bfcl!("simple_python")]),
+    ("bfcl-simple_java", &[bfcl!("simple_java")]),
+    ("bfcl-simple_javascript", &[bfcl!("simple_javascript")]),
+    ("bfcl-multiple", &[bfcl!("multiple")]),
+    ("bfcl-parallel", &[bfcl!("parallel")]),
+    ("bfcl-parallel_multiple", &[bfcl!("parallel_multiple")]),
+    ("bfcl-irrelevance", &[bfcl!("irrelevance")]),
+    ("bfcl-live_simple", &[bfcl!("live_simple")]),
+    ("bfcl-live_multiple", &[bfcl!("live_multiple")]),
+    ("bfcl-live_parallel", &[bfcl!("live_parallel")]),
+    (
+        "bfcl-live_parallel_multiple",
+        &[bfcl!("live_parallel_multiple")],
+    ),
+    ("bfcl-live_irrelevance", &[bfcl!("live_irrelevance")]),
+    ("bfcl-live_relevance", &[bfcl!("live_relevance")]),
+    (
+        "bfcl-single-turn",
+        &[
+            bfcl!("simple_python"),
+            bfcl!("simple_java"),
+            bfcl!("simple_javascript"),
+            bfcl!("multiple"),
+            bfcl!("parallel"),
+            bfcl!("parallel_multiple"),
+            bfcl!("irrelevance"),
+            bfcl!("live_simple"),
+            bfcl!("live_multiple"),
+            bfcl!("live_parallel"),
+            bfcl!("live_parallel_multiple"),
+            bfcl!("live_irrelevance"),
+            bfcl!("live_relevance"),
+        ],
+    ),
 ];
 
 /// A dataset file format.
@@ -48,6 +94,9 @@ pub enum Format {
     ApiBank,
     /// Native executable tasks: `id`, `kind`, `question`, `answer`, `tools`, `solution`.
     Tasks,
+    /// BFCL's question files (`id`, `question` as turns, `function`), with their possible
+    /// answers beside them.
+    Bfcl,
 }
 
 impl Format {
@@ -57,13 +106,16 @@ impl Format {
             Format::ToolRl => "toolrl",
             Format::ApiBank => "apibank",
             Format::Tasks => "tasks",
+            Format::Bfcl => "bfcl",
         }
     }
 
     /// The format a line's fields say, if they say one: `question` means tasks, `output` ToolRL,
     /// `answer` beside `user` API-Bank.
     fn detect(object: &Map<String, Value>) -> Option<Self> {
-        if object.contains_key("question") {
+        if bfcl::detect(object) {
+            Some(Format::Bfcl)
+        } else if object.contains_key("question") {
             Some(Format::Tasks)
         } else if object.contains_key("output") {
             Some(Format::ToolRl)
@@ -83,7 +135,7 @@ impl std::fmt::Display for Format {
 
 /// A format name that is not one of `toolrl`, `apibank`, `tasks`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("unknown dataset format {0:?}: expected toolrl, apibank or tasks")]
+#[error("unknown dataset format {0:?}: expected toolrl, apibank, tasks or bfcl")]
 pub struct UnknownFormat(pub String);
 
 impl std::str::FromStr for Format {
@@ -94,6 +146,7 @@ impl std::str::FromStr for Format {
             "toolrl" => Ok(Format::ToolRl),
             "apibank" | "api-bank" => Ok(Format::ApiBank),
             "tasks" => Ok(Format::Tasks),
+            "bfcl" => Ok(Format::Bfcl),
             _ => Err(UnknownFormat(s.to_string())),
         }
     }
@@ -108,6 +161,8 @@ pub enum Sample {
     ApiBank(ApiBankSample),
     /// An executable multi-step task.
     Task(Task),
+    /// A BFCL entry.
+    Bfcl(BfclEntry),
 }
 
 impl Sample {
@@ -117,6 +172,7 @@ impl Sample {
             Sample::ToolRl(s) => &s.id,
             Sample::ApiBank(s) => &s.id,
             Sample::Task(t) => &t.id,
+            Sample::Bfcl(e) => &e.id,
         }
     }
 
@@ -126,6 +182,7 @@ impl Sample {
             Sample::ToolRl(_) => Format::ToolRl,
             Sample::ApiBank(_) => Format::ApiBank,
             Sample::Task(_) => Format::Tasks,
+            Sample::Bfcl(_) => Format::Bfcl,
         }
     }
 }
@@ -175,6 +232,14 @@ impl Dataset {
         })
     }
 
+    /// The BFCL entries among the samples.
+    pub fn bfcl(&self) -> impl Iterator<Item = &BfclEntry> {
+        self.samples.iter().filter_map(|s| match s {
+            Sample::Bfcl(e) => Some(e),
+            _ => None,
+        })
+    }
+
     /// The ToolRL samples among the samples.
     pub fn toolrl(&self) -> impl Iterator<Item = &ToolRlSample> {
         self.samples.iter().filter_map(|s| match s {
@@ -197,7 +262,8 @@ impl<'a> IntoIterator for &'a Dataset {
 #[derive(Debug, Error)]
 pub enum DatasetError {
     /// A dataset name whose files were found nowhere.
-    #[error("dataset {name:?}: {file} not found; tried:\n{}",
+    #[error("dataset {name:?}: {file} not found{}; tried:\n{}",
+        if .file.starts_with(".bfcl/") { " (BFCL's data: scripts/fetch-bfcl.sh fetches it, and scripts/setup.sh runs that)" } else { "" },
         .tried.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>().join("\n"))]
     NotFound {
         /// The name asked for.
@@ -286,6 +352,7 @@ pub fn load_files(
             path: path.clone(),
             source,
         })?;
+        let first_of_file = samples.len();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -325,6 +392,16 @@ pub fn load_files(
                 Format::ToolRl => Sample::ToolRl(toolrl::parse(&fields)?),
                 Format::ApiBank => Sample::ApiBank(apibank::parse(&fields)?),
                 Format::Tasks => Sample::Task(tasks::parse(&fields)?),
+                Format::Bfcl => {
+                    let category = bfcl::category_of(path).ok_or_else(|| {
+                        fields.error(
+                            "",
+                            "a BFCL question file is named BFCL_v<version>_<category>.json, \
+                             which gives its category",
+                        )
+                    })?;
+                    Sample::Bfcl(bfcl::parse(&fields, &category)?)
+                }
             };
             let id = sample.id().to_string();
             if let Some(first) = seen.get(&id) {
@@ -336,6 +413,19 @@ pub fn load_files(
             }
             seen.insert(id, at("id"));
             samples.push(sample);
+        }
+        if format == Some(Format::Bfcl) {
+            if let Some(answers) = bfcl::answers_file(path) {
+                let mut entries: Vec<BfclEntry> = samples
+                    .drain(first_of_file..)
+                    .filter_map(|s| match s {
+                        Sample::Bfcl(e) => Some(e),
+                        _ => None,
+                    })
+                    .collect();
+                bfcl::join_answers(&mut entries, &answers)?;
+                samples.extend(entries.into_iter().map(Sample::Bfcl));
+            }
         }
     }
     let format = match (format, files.first()) {
@@ -465,7 +555,7 @@ mod tests {
 
     #[test]
     fn format_names_round_trip() {
-        for f in [Format::ToolRl, Format::ApiBank, Format::Tasks] {
+        for f in [Format::ToolRl, Format::ApiBank, Format::Tasks, Format::Bfcl] {
             assert_eq!(f.name().parse::<Format>().unwrap(), f);
         }
         assert!("csv".parse::<Format>().is_err());

@@ -12,13 +12,13 @@
 //! rerun skips the samples already there (resume), and `summary.json` is written at the end from
 //! every result, old and new.
 
-use super::apibank;
-use crate::chat::Message;
+use super::{apibank, bfcl};
+use crate::chat::{Message, Role};
 use crate::dataset::{Dataset, Format, Sample, Task};
 use crate::policy::{Policy, TurnRequest};
 use crate::reward::episode::answers_match;
 use crate::reward::{GroundTruth, Rubric};
-use crate::rollout::{score_trajectory, EpisodeTask, Roller, Trajectory};
+use crate::rollout::{score_trajectory, system_prompt, EpisodeTask, Roller, Trajectory};
 use crate::tir::render_turn;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -87,6 +87,9 @@ pub struct SampleResult {
     /// The whole episode, for executable tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trajectory: Option<Trajectory>,
+    /// bfcl-eval's `error_type` for a BFCL entry scored wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfcl_error: Option<String>,
     /// Why the sample could not be evaluated (policy failure, bad reference data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -213,6 +216,7 @@ async fn evaluate_one<P: Policy>(
         tool_calls: 0,
         tool_errors: 0,
         trajectory: None,
+        bfcl_error: None,
         error: None,
     };
     match sample {
@@ -252,6 +256,42 @@ async fn evaluate_one<P: Policy>(
                 Err(e) => result.error = Some(e),
             }
         }
+        Sample::Bfcl(entry) => {
+            result.group = Some(entry.category.clone());
+            // A failed request scores as wrong, as a missing result does in bfcl-eval.
+            result.correct = Some(false);
+            if entry.turns.len() != 1 {
+                result.error = Some(format!(
+                    "{}: multi-turn BFCL entries ({} turns) are not run by this evaluator",
+                    entry.id,
+                    entry.turns.len()
+                ));
+                return result;
+            }
+            let messages = bfcl_messages(entry);
+            match policy
+                .next_turn(TurnRequest {
+                    messages: &messages,
+                    max_new_tokens: options.max_new_tokens,
+                    episode: index as u64,
+                })
+                .await
+            {
+                Ok(turn) => {
+                    let output = turn.text.trim().to_string();
+                    let calls = bfcl::decode_calls(&output);
+                    let verdict = bfcl::score_entry(entry, &calls, false);
+                    result.correct = Some(verdict.valid);
+                    result.tool_calls = calls.len().unwrap_or(0);
+                    if let Some(kind) = verdict.error_type {
+                        result.bfcl_error = Some(kind);
+                    }
+                    result.turns = 1;
+                    result.output = output;
+                }
+                Err(e) => result.error = Some(e.to_string()),
+            }
+        }
         Sample::Task(task) => {
             result.group = Some(task.kind.name().to_string());
             let episode = episode_task(task);
@@ -282,6 +322,25 @@ async fn evaluate_one<P: Policy>(
         }
     }
     result
+}
+
+/// What the model reads for a single-turn BFCL entry: the TIR system prompt listing the
+/// entry's functions (with an entry's own system message after it, as bfcl-eval's prompting
+/// handlers place theirs), then the entry's messages.
+pub fn bfcl_messages(entry: &crate::dataset::BfclEntry) -> Vec<Message> {
+    let mut system = system_prompt(&bfcl::prompt_functions(entry));
+    let turn = entry.turns.first().map(Vec::as_slice).unwrap_or_default();
+    let mut rest = turn;
+    if let Some((first, tail)) = turn.split_first() {
+        if first.role == Role::System {
+            system.push_str("\n\n");
+            system.push_str(&first.content);
+            rest = tail;
+        }
+    }
+    let mut messages = vec![Message::system(system)];
+    messages.extend(rest.iter().cloned());
+    messages
 }
 
 async fn single_turn<P: Policy>(
@@ -365,7 +424,25 @@ pub fn summarize(dataset: &str, policy: &str, results: &[SampleResult]) -> Value
         .iter()
         .filter(|r| r.correct.is_some() || (r.error.is_some() && r.format != Format::ToolRl.name()))
         .count();
-    if judged_or_failed > 0 {
+    let is_bfcl = results.iter().any(|r| r.format == Format::Bfcl.name());
+    if is_bfcl {
+        // Every entry counts, failed ones as wrong, and BFCL's own aggregates replace an
+        // overall figure that would not be BFCL's.
+        let mut tallies: Vec<(String, bfcl::score::Tally)> = Vec::new();
+        for r in results.iter().filter(|r| r.format == Format::Bfcl.name()) {
+            let category = r.group.clone().unwrap_or_default();
+            let at = match tallies.iter().position(|(c, _)| *c == category) {
+                Some(at) => at,
+                None => {
+                    tallies.push((category, Default::default()));
+                    tallies.len() - 1
+                }
+            };
+            tallies[at].1.total += 1;
+            tallies[at].1.correct += usize::from(r.correct == Some(true));
+        }
+        accuracy = bfcl::aggregates(&tallies);
+    } else if judged_or_failed > 0 {
         let ok = results.iter().filter(|r| r.correct == Some(true)).count();
         accuracy.insert("overall".into(), json!(percent(ok, judged_or_failed)));
     }
@@ -389,7 +466,7 @@ pub fn summarize(dataset: &str, policy: &str, results: &[SampleResult]) -> Value
     let n = scored.len().max(1) as f64;
     let calls: usize = scored.iter().map(|r| r.tool_calls).sum();
     let errors: usize = scored.iter().map(|r| r.tool_errors).sum();
-    json!({
+    let mut summary = json!({
         "dataset": dataset,
         "policy": policy,
         "samples": results.len(),
@@ -399,8 +476,16 @@ pub fn summarize(dataset: &str, policy: &str, results: &[SampleResult]) -> Value
         "mean_turns": scored.iter().map(|r| r.turns).sum::<usize>() as f64 / n,
         "mean_tool_calls": calls as f64 / n,
         "tool_error_rate": (calls > 0).then(|| errors as f64 / calls as f64),
-    })
+    });
+    if is_bfcl {
+        summary["note"] = json!(BFCL_NOTE);
+    }
+    summary
 }
+
+/// Why a BFCL summary has no overall score.
+const BFCL_NOTE: &str = "BFCL v4's overall gives 40% to agentic categories (web search, memory) \
+    that are not run here, so no overall is given; the aggregates are bfcl-eval's";
 
 /// The summary as a small table for the terminal.
 pub fn summary_table(summary: &Value) -> String {
@@ -437,6 +522,10 @@ pub fn summary_table(summary: &Value) -> String {
     }
     for k in ["mean_turns", "mean_tool_calls", "tool_error_rate"] {
         out.push_str(&format!("{:<24} {}\n", k, figure(&get(k), 3)));
+    }
+    if let Some(note) = summary.get("note").and_then(Value::as_str) {
+        out.push_str(note);
+        out.push('\n');
     }
     out
 }

@@ -76,6 +76,13 @@ pub fn prompts(dataset: &Dataset, limit: Option<usize>) -> Result<Vec<Prompt>> {
                     dataset.name, s.id
                 )))
             }
+            Sample::Bfcl(e) => {
+                return Err(Error::InvalidInput(format!(
+                    "{}: entry {} is BFCL, a benchmark to evaluate on, not to train on; use \
+                     tasks or ToolRL data",
+                    dataset.name, e.id
+                )))
+            }
         }
     }
     if out.is_empty() {

@@ -128,6 +128,12 @@ pub fn examples(config: &TrainConfig) -> Result<Vec<Example>> {
                     dataset.name, s.id
                 )))
             }
+            Sample::Bfcl(e) => {
+                return Err(Error::InvalidInput(format!(
+                    "{}: entry {} is BFCL, a benchmark to evaluate on, not to train on",
+                    dataset.name, e.id
+                )))
+            }
         }
     }
     Ok(out)
