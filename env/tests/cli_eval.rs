@@ -20,6 +20,23 @@ fn repo() -> PathBuf {
 /// Serves chat completions until `max` requests were answered; each answer is looked up by the
 /// request's user message.
 fn serve(answers: HashMap<String, String>, max: usize) -> (String, Arc<AtomicUsize>) {
+    serve_with(max, move |request| {
+        let user = request["messages"][1]["content"].as_str().unwrap_or("");
+        let text = answers
+            .get(user)
+            .cloned()
+            .unwrap_or_else(|| "<think> ? </think>".into());
+        json!({"role": "assistant", "content": text})
+    })
+}
+
+/// Serves chat completions until `max` requests were answered, each connection on its own
+/// thread; `answer` gives the response's message for a request.
+fn serve_with(
+    max: usize,
+    answer: impl Fn(&Value) -> Value + Send + Sync + 'static,
+) -> (String, Arc<AtomicUsize>) {
+    let answer = Arc::new(answer);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let count = Arc::new(AtomicUsize::new(0));
@@ -27,34 +44,36 @@ fn serve(answers: HashMap<String, String>, max: usize) -> (String, Arc<AtomicUsi
     std::thread::spawn(move || {
         for stream in listener.incoming().take(max) {
             let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
+            let answer = answer.clone();
+            let served = served.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
                 }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; length];
-            let _ = reader.read_exact(&mut body);
-            let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let user = request["messages"][1]["content"].as_str().unwrap_or("");
-            let text = answers
-                .get(user)
-                .cloned()
-                .unwrap_or_else(|| "<think> ? </think>".into());
-            let reply = json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}).to_string();
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                reply.len(),
-                reply
-            );
-            served.fetch_add(1, Ordering::SeqCst);
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let message = answer(&request);
+                let reply =
+                    json!({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+                        .to_string();
+                served.fetch_add(1, Ordering::SeqCst);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                    reply.len(),
+                    reply
+                );
+            });
         }
     });
     (base, count)
@@ -168,4 +187,204 @@ fn eval_of_toolrl_resolves_the_repository_data_from_any_directory() {
         json!(3.0 * with_calls as f64 / 4.0)
     );
     assert_eq!(served.load(Ordering::SeqCst), 4);
+}
+
+/// One crafted output per BFCL entry (the first of `data/bfcl/checker.jsonl` for its id), with
+/// bfcl-eval's verdict on it.
+fn bfcl_cases() -> HashMap<String, (String, bool)> {
+    let text = std::fs::read_to_string(repo().join("data/bfcl/checker.jsonl")).unwrap();
+    let mut cases = HashMap::new();
+    for line in text.lines() {
+        let case: Value = serde_json::from_str(line).unwrap();
+        if case.get("fc").is_some() || case["expected"].get("exception").is_some() {
+            continue;
+        }
+        if let Some(id) = case["id"].as_str() {
+            cases.entry(id.to_string()).or_insert((
+                case["output"].as_str().unwrap().to_string(),
+                case["expected"]["valid"].as_bool().unwrap(),
+            ));
+        }
+    }
+    cases
+}
+
+#[test]
+fn bfcl_single_turn_through_an_endpoint_scores_every_category_as_bfcl_eval() {
+    let data = toolenv::dataset::load("bfcl-single-turn", None).unwrap();
+    let cases = bfcl_cases();
+    let no_call = "<think> nothing to call </think>\n<response> No. </response>".to_string();
+    // The endpoint knows an entry by the messages it is sent; entries whose messages coincide
+    // get the no-call answer, whose verdict does not depend on the entry's answers.
+    let key = |e: &toolenv::dataset::BfclEntry| {
+        serde_json::to_string(&toolenv::eval::bfcl_messages(e)).unwrap()
+    };
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for e in data.bfcl() {
+        *seen.entry(key(e)).or_default() += 1;
+    }
+    let mut answers = HashMap::new();
+    let mut expected: Vec<(String, bool)> = Vec::new();
+    for e in data.bfcl() {
+        let (text, valid) = match cases.get(&e.id) {
+            Some(case) if seen[&key(e)] == 1 => case.clone(),
+            _ => (no_call.clone(), e.category.contains("irrelevance")),
+        };
+        answers.insert(key(e), text);
+        expected.push((e.category.clone(), valid));
+    }
+    let answers = Arc::new(answers);
+    let (base, served) = serve_with(data.len(), move |request| {
+        let k = serde_json::to_string(&request["messages"]).unwrap();
+        json!({"role": "assistant", "content": answers.get(&k).cloned().unwrap_or_default()})
+    });
+    let out = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let run = Command::new(env!("CARGO_BIN_EXE_toolenv"))
+        .args(["eval", "--dataset", "bfcl-single-turn", "--endpoint", &base])
+        .args(["--model", "replay", "--concurrency", "16", "--out"])
+        .arg(out.path())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    eprintln!(
+        "bfcl-single-turn: {} entries through a loopback endpoint in {:.1} s",
+        data.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(served.load(Ordering::SeqCst), data.len());
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["samples"], 3641);
+    let accuracy = summary["accuracy"].as_object().unwrap();
+    let percent = |ok: usize, n: usize| (ok as f64 / n as f64 * 10000.0).round() / 100.0;
+    let mut fractions: HashMap<&str, f64> = HashMap::new();
+    for category in toolenv::dataset::bfcl::SINGLE_TURN {
+        let of: Vec<bool> = expected
+            .iter()
+            .filter(|(c, _)| c == category)
+            .map(|(_, v)| *v)
+            .collect();
+        let ok = of.iter().filter(|v| **v).count();
+        fractions.insert(category, ok as f64 / of.len() as f64);
+        assert_eq!(
+            accuracy[*category],
+            json!(percent(ok, of.len())),
+            "{category}"
+        );
+    }
+    let f = |c: &str| fractions[c];
+    let simple = (f("simple_python") + f("simple_java") + f("simple_javascript")) / 3.0;
+    let non_live = (simple + f("multiple") + f("parallel") + f("parallel_multiple")) / 4.0;
+    let round = |x: f64| (x * 10000.0).round() / 100.0;
+    assert_eq!(accuracy["non_live"], json!(round(non_live)));
+    let irrelevance = (f("irrelevance") + f("live_irrelevance")) / 2.0;
+    assert_eq!(accuracy["irrelevance_detection"], json!(round(irrelevance)));
+    assert!(accuracy.contains_key("live"));
+    assert!(!accuracy.contains_key("overall") && !accuracy.contains_key("multi_turn"));
+    let table = String::from_utf8_lossy(&run.stdout);
+    assert!(table.contains("no overall is given"), "{table}");
+    // Wrong answers carry bfcl-eval's error type.
+    let results = std::fs::read_to_string(out.path().join("results.jsonl")).unwrap();
+    assert!(results.contains("\"bfcl_error\":\"simple_function_checker:wrong_count\""));
+}
+
+#[test]
+fn bfcl_native_tool_calls_are_offered_and_read() {
+    let data = toolenv::dataset::load("bfcl-simple_python", None).unwrap();
+    let entries: Vec<_> = data.bfcl().take(12).cloned().collect();
+    let by_question: HashMap<String, Value> = entries
+        .iter()
+        .map(|e| {
+            // The first option of every parameter, as native calls with `.` written `_`.
+            let truth = e.ground_truth.as_ref().unwrap().as_array().unwrap();
+            let calls: Vec<Value> = truth
+                .iter()
+                .flat_map(|c| c.as_object().unwrap().iter())
+                .map(|(name, params)| {
+                    let args: serde_json::Map<String, Value> = params
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .filter_map(|(k, opts)| {
+                            let first = opts.as_array()?.iter().find(|o| **o != json!(""))?;
+                            Some((k.clone(), first.clone()))
+                        })
+                        .collect();
+                    json!({"id": "c", "type": "function", "function": {
+                        "name": name.replace('.', "_"),
+                        "arguments": Value::Object(args).to_string()}})
+                })
+                .collect();
+            (
+                e.turns[0].last().unwrap().content.clone(),
+                Value::Array(calls),
+            )
+        })
+        .collect();
+    let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    let (base, _) = serve_with(entries.len(), move |request| {
+        seen.lock().unwrap().push(request.clone());
+        let user = request["messages"][0]["content"].as_str().unwrap_or("");
+        json!({"role": "assistant", "content": null, "tool_calls": by_question[user]})
+    });
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_toolenv"))
+        .args([
+            "eval",
+            "--dataset",
+            "bfcl-simple_python",
+            "--endpoint",
+            &base,
+        ])
+        .args([
+            "--model",
+            "fc",
+            "--bfcl-style",
+            "fc",
+            "--limit",
+            "12",
+            "--out",
+        ])
+        .arg(out.path())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        summary["accuracy"]["simple_python"],
+        json!(100.0),
+        "{summary}"
+    );
+    let requests = requests.lock().unwrap();
+    // The entry's own messages only, and its functions as OpenAI tools: names without dots,
+    // BFCL's types mapped to JSON Schema's.
+    let factorial = requests
+        .iter()
+        .find(|r| r["tools"][0]["function"]["name"] == "math_factorial")
+        .expect("simple_python_1 offers math.factorial as math_factorial");
+    assert_eq!(factorial["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(factorial["tools"][0]["type"], "function");
+    assert_eq!(
+        factorial["tools"][0]["function"]["parameters"]["type"],
+        "object"
+    );
+    assert!(factorial["tools"][0]["function"]["description"]
+        .as_str()
+        .unwrap()
+        .ends_with("Note that the provided function is in Python 3 syntax."));
 }

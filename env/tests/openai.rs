@@ -171,6 +171,7 @@ async fn turn(policy: &OpenAiPolicy, max_new_tokens: u32) -> Result<PolicyTurn, 
         messages: &messages,
         max_new_tokens,
         episode: 0,
+        tools: None,
     };
     timeout(LIMIT, policy.next_turn(request))
         .await

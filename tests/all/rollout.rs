@@ -124,6 +124,7 @@ impl Policy for Recorder {
         let text = if turn == 1 { TURNS[1] } else { TURNS[2] };
         Ok(PolicyTurn {
             text: text.to_string(),
+            tool_calls: Vec::new(),
             tokens: Some(TurnTokens {
                 context: vec![100 + turn as u32; 3],
                 generated: vec![turn as u32; 2],

@@ -14,8 +14,8 @@ use std::sync::Arc;
 /// Dataset, output and episode options of an evaluation.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
-    /// A dataset name (toolrl, toolrl-sft, apibank, apibank-1, apibank-2, tasks, tasks-train) or
-    /// a JSONL file.
+    /// A dataset name (toolrl, toolrl-sft, apibank, apibank-1, apibank-2, tasks, tasks-train,
+    /// bfcl-single-turn, bfcl-<category> by BFCL's category names) or a JSONL file.
     #[arg(long)]
     pub dataset: String,
     /// Force the dataset format (toolrl, apibank, tasks) instead of recognising it.
@@ -49,6 +49,11 @@ pub struct EvalArgs {
     /// ToolRL reward variant for the reward terms.
     #[arg(long, default_value = "default")]
     pub variant: String,
+    /// BFCL entries: `tir` (the function docs in the TIR system prompt, calls read from the
+    /// text, as ToolRL ran BFCL) or `fc` (native tool calling: OpenAI `tools` in the request,
+    /// `tool_calls` from the response).
+    #[arg(long, default_value = "tir")]
+    pub bfcl_style: super::bfcl::BfclStyle,
 }
 
 /// Why an evaluation could not start or finish.
@@ -97,6 +102,7 @@ impl EvalArgs {
             seed: self.seed,
             max_new_tokens,
             progress: true,
+            bfcl_style: self.bfcl_style,
             ..EvalOptions::default()
         };
         let (results, summary) = evaluate_blocking(policy, &roller, &dataset, &rubric, &options)?;

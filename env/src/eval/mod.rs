@@ -13,6 +13,6 @@ mod run;
 pub use args::{EvalArgs, EvalSetupError};
 
 pub use run::{
-    episode_task, evaluate, evaluate_blocking, reference_turns, solution_script, summarize,
-    summary_table, EvalError, EvalOptions, SampleResult,
+    bfcl_messages, episode_task, evaluate, evaluate_blocking, reference_turns, solution_script,
+    summarize, summary_table, EvalError, EvalOptions, SampleResult,
 };

@@ -44,6 +44,8 @@ pub struct EvalOptions {
     pub max_new_tokens: u32,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// How BFCL entries are put to the policy.
+    pub bfcl_style: bfcl::BfclStyle,
 }
 
 impl Default for EvalOptions {
@@ -56,6 +58,7 @@ impl Default for EvalOptions {
             seed: 0,
             max_new_tokens: 512,
             progress: false,
+            bfcl_style: bfcl::BfclStyle::Tir,
         }
     }
 }
@@ -268,26 +271,50 @@ async fn evaluate_one<P: Policy>(
                 ));
                 return result;
             }
-            let messages = bfcl_messages(entry);
+            let native = options.bfcl_style == bfcl::BfclStyle::Fc;
+            let (messages, tools) = if native {
+                let turn = entry.turns.first().cloned().unwrap_or_default();
+                (turn, Some(bfcl::openai_tools(entry)))
+            } else {
+                (bfcl_messages(entry), None)
+            };
             match policy
                 .next_turn(TurnRequest {
                     messages: &messages,
                     max_new_tokens: options.max_new_tokens,
                     episode: index as u64,
+                    tools: tools.as_deref(),
                 })
                 .await
             {
                 Ok(turn) => {
                     let output = turn.text.trim().to_string();
-                    let calls = bfcl::decode_calls(&output);
-                    let verdict = bfcl::score_entry(entry, &calls, false);
+                    let calls = if native {
+                        bfcl::decode_tool_calls(
+                            turn.tool_calls
+                                .iter()
+                                .map(|c| (c.name.as_str(), &c.arguments)),
+                        )
+                    } else {
+                        bfcl::decode_calls(&output)
+                    };
+                    let verdict = bfcl::score_entry(entry, &calls, native);
                     result.correct = Some(verdict.valid);
                     result.tool_calls = calls.len().unwrap_or(0);
-                    if let Some(kind) = verdict.error_type {
-                        result.bfcl_error = Some(kind);
-                    }
+                    result.bfcl_error = verdict.error_type;
                     result.turns = 1;
-                    result.output = output;
+                    result.output = if native && !turn.tool_calls.is_empty() {
+                        let calls: Vec<Value> = turn
+                            .tool_calls
+                            .iter()
+                            .map(|c| json!({"name": c.name, "arguments": c.arguments}))
+                            .collect();
+                        format!("{output}\n{}", Value::Array(calls))
+                            .trim()
+                            .to_string()
+                    } else {
+                        output
+                    };
                 }
                 Err(e) => result.error = Some(e.to_string()),
             }
@@ -356,6 +383,7 @@ async fn single_turn<P: Policy>(
             messages: &messages,
             max_new_tokens: options.max_new_tokens,
             episode: index as u64,
+            tools: None,
         })
         .await
         .map(|t| t.text.trim().to_string())

@@ -10,6 +10,7 @@ mod openai;
 mod scripted;
 
 pub use openai::{OpenAiConfig, OpenAiPolicy};
+
 pub use scripted::ScriptedPolicy;
 
 use crate::chat::Message;
@@ -27,6 +28,9 @@ pub struct TurnRequest<'a> {
     /// Which episode of a batch this turn belongs to (local policies use it to keep a KV cache
     /// or a token history per episode; remote ones may ignore it).
     pub episode: u64,
+    /// Functions to offer through the endpoint's native tool calling (an OpenAI `tools` array),
+    /// for policies that have it; `None`: the tools are in the prompt's text, as in TIR.
+    pub tools: Option<&'a [serde_json::Value]>,
 }
 
 /// Token-level record of one turn, for policies that run the model themselves.
@@ -59,11 +63,22 @@ pub struct Usage {
     pub completion_tokens: u64,
 }
 
+/// A call made through an endpoint's native tool calling (`choices[0].message.tool_calls`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeCall {
+    /// The function's name.
+    pub name: String,
+    /// Its arguments as sent: usually a string holding JSON, sometimes an object.
+    pub arguments: serde_json::Value,
+}
+
 /// One assistant turn.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicyTurn {
     /// The assistant's text.
     pub text: String,
+    /// Calls made through native tool calling (only when the request offered `tools`).
+    pub tool_calls: Vec<NativeCall>,
     /// Token ids and log-probabilities, for local policies.
     pub tokens: Option<TurnTokens>,
     /// Token counts, when the policy reports them.

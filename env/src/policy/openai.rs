@@ -7,7 +7,7 @@
 //! else fails at once with a typed error. The API key is read once, marked sensitive, and never
 //! appears in a log line, an error or a `Debug` output.
 
-use super::{Policy, PolicyError, PolicyTurn, TurnRequest, Usage};
+use super::{NativeCall, Policy, PolicyError, PolicyTurn, TurnRequest, Usage};
 use crate::chat::Message;
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Client, StatusCode};
@@ -207,12 +207,24 @@ impl OpenAiPolicy {
             .into_iter()
             .next()
             .ok_or_else(|| bad("`choices` is empty".to_string()))?;
-        let content = choice.message.and_then(|m| m.content);
-        // A turn cut off or filtered before any text legitimately has no content; otherwise
-        // a missing content means the server sent something other than a text completion.
+        let (content, calls) = match choice.message {
+            Some(m) => (m.content, m.tool_calls.unwrap_or_default()),
+            None => (None, Vec::new()),
+        };
+        let tool_calls: Vec<NativeCall> = calls
+            .into_iter()
+            .map(|c| NativeCall {
+                name: c.function.name,
+                arguments: c.function.arguments,
+            })
+            .collect();
+        // A turn cut off or filtered before any text, or one that only calls tools,
+        // legitimately has no content; otherwise a missing content means the server sent
+        // something other than a text completion.
         let text = match (content, choice.finish_reason.as_deref()) {
             (Some(text), _) => text,
             (None, Some("length" | "content_filter")) => String::new(),
+            (None, _) if !tool_calls.is_empty() => String::new(),
             (None, reason) => {
                 return Err(bad(format!(
                     "no `choices[0].message.content` (finish_reason {reason:?})"
@@ -221,6 +233,7 @@ impl OpenAiPolicy {
         };
         Ok(PolicyTurn {
             text,
+            tool_calls,
             tokens: None,
             // A partial `usage` is not worth failing a turn over.
             usage: response
@@ -266,6 +279,7 @@ impl Policy for OpenAiPolicy {
             top_p: self.config.top_p,
             max_tokens,
             stop: &self.config.stop,
+            tools: request.tools,
         };
         let mut retry = 0;
         loop {
@@ -301,6 +315,8 @@ struct ChatRequest<'a> {
     max_tokens: u32,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a [serde_json::Value]>,
 }
 
 #[derive(Deserialize)]
@@ -318,4 +334,17 @@ struct Choice {
 #[derive(Deserialize)]
 struct ChoiceMessage {
     content: Option<String>,
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall {
+    function: WireFunction,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    name: String,
+    #[serde(default)]
+    arguments: serde_json::Value,
 }

@@ -185,6 +185,7 @@ impl Roller {
                 messages: &messages,
                 max_new_tokens: remaining.min(u64::from(self.config.max_new_tokens)) as u32,
                 episode,
+                tools: None,
             };
             let asked = Instant::now();
             let reply: PolicyTurn =

@@ -109,6 +109,7 @@ impl Inner {
         };
         Ok(PolicyTurn {
             text: generation.text.trim().to_string(),
+            tool_calls: Vec::new(),
             usage: Some(Usage {
                 prompt_tokens: context.len() as u64,
                 completion_tokens: generation.tokens.len() as u64,

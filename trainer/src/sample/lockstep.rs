@@ -347,6 +347,7 @@ fn sample(shared: &Shared, batch: Vec<Pending>) {
                     );
                     let turn = PolicyTurn {
                         text,
+                        tool_calls: Vec::new(),
                         usage: Some(Usage {
                             prompt_tokens: pending.prompt_tokens as u64,
                             completion_tokens: g.tokens.len() as u64,

@@ -229,6 +229,7 @@ async fn run_one(
                 messages: &messages,
                 max_new_tokens: roller.config().max_new_tokens,
                 episode: episode as u64,
+                tools: None,
             };
             match policy.next_turn(request).await {
                 Ok(turn) => {

@@ -14,5 +14,28 @@ pub mod score;
 pub mod value;
 
 pub use checker::{ast_check, Language, Verdict};
+
+/// How a BFCL entry's functions reach the model and its calls come back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BfclStyle {
+    /// As ToolRL ran BFCL: the docs in the TIR system prompt, the calls read from the text.
+    #[default]
+    Tir,
+    /// Native tool calling: the docs as the request's OpenAI `tools`, the calls from the
+    /// response's `tool_calls` (how a vLLM- or SGLang-served model is usually measured).
+    Fc,
+}
+
+impl std::str::FromStr for BfclStyle {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tir" => Ok(BfclStyle::Tir),
+            "fc" => Ok(BfclStyle::Fc),
+            other => Err(format!("unknown BFCL style {other:?}: expected tir or fc")),
+        }
+    }
+}
 pub use decode::{decode_calls, decode_tool_calls};
-pub use score::{aggregates, prompt_functions, score_entry};
+pub use score::{aggregates, openai_tools, prompt_functions, score_entry};

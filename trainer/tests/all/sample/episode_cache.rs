@@ -40,6 +40,7 @@ fn turn(
                     messages,
                     max_new_tokens: 12,
                     episode: i as u64,
+                    tools: None,
                 })
                 .await
                 .expect("the turn samples")
