@@ -61,6 +61,47 @@ fn tools_lists_every_registered_tool() {
 }
 
 #[test]
+fn tools_verl_config_is_verls_tool_config_for_every_tool() {
+    let out = toolenv(&["tools", "--verl-config"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert!(yaml.is_ascii(), "{yaml}");
+    assert!(yaml.starts_with("# verl tool config"));
+    // One entry per registered tool, in registry order, each naming the adapter and the
+    // config by its absolute path (verl's workers may start elsewhere).
+    let names: Vec<&str> = yaml
+        .lines()
+        .filter_map(|l| l.strip_prefix("        name: "))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "\"calculator\"",
+            "\"unit_convert\"",
+            "\"kv_store\"",
+            "\"search\"",
+            "\"python\""
+        ]
+    );
+    let config = std::fs::canonicalize(repo().join("env/config.toml")).unwrap();
+    let config_line = format!("      config_path: \"{}\"", config.display());
+    assert_eq!(yaml.lines().filter(|l| *l == config_line).count(), 5);
+    assert_eq!(
+        yaml.matches("  - class_name: \"toolenv.adapters.verl.ToolenvTool\"\n    config:\n      type: \"native\"\n").count(),
+        5
+    );
+    // kv_store's `value` takes any JSON value; `op` is a string enum.
+    assert!(yaml.contains("            \"value\":\n              type: \"any\"\n"));
+    assert!(yaml.contains("              enum: [\"set\", \"get\", \"delete\", \"list\"]\n"));
+    assert!(yaml.contains("          required: [\"value\", \"from\", \"to\"]\n"));
+    // Descriptions with quotes survive escaped.
+    assert!(yaml.contains(r#"Example: {\"expression\": \"(330 - 300) * 1.5 ^ 2\"}"#));
+
+    let out = toolenv(&["tools", "--verl-config", "--json"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
 fn call_prints_the_result_or_the_error_with_exit_codes() {
     let out = toolenv(&["call", "calculator", r#"{"expression": "2+3*4"}"#], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
