@@ -202,3 +202,60 @@ pub(super) fn join_answers(entries: &mut [BfclEntry], answers: &Path) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::load;
+
+    fn write(dir: &std::path::Path, questions: &str, answers: Option<&str>) -> String {
+        let path = dir.join("BFCL_v4_simple_python.json");
+        std::fs::write(&path, questions).unwrap();
+        if let Some(a) = answers {
+            std::fs::create_dir_all(dir.join("possible_answer")).unwrap();
+            std::fs::write(dir.join("possible_answer/BFCL_v4_simple_python.json"), a).unwrap();
+        }
+        path.to_str().unwrap().to_string()
+    }
+
+    const Q: &str = r#"{"id": "simple_python_0", "question": [[{"role": "user", "content": "hi"}]], "function": [{"name": "f", "description": "d", "parameters": {"type": "dict", "properties": {}, "required": []}}]}"#;
+
+    #[test]
+    fn questions_join_their_answers_and_bad_lines_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            Q,
+            Some(r#"{"id": "simple_python_0", "ground_truth": [{"f": {}}]}"#),
+        );
+        let d = load(&path, None).unwrap();
+        let e = d.bfcl().next().unwrap();
+        assert_eq!(e.category, "simple_python");
+        assert_eq!(e.ground_truth, Some(serde_json::json!([{"f": {}}])));
+
+        let bad_role = Q.replace("\"user\"", "\"tool\"");
+        let path = write(dir.path(), &format!("{Q}\n{bad_role}"), None);
+        let err = load(&path, None).unwrap_err().to_string();
+        assert!(
+            err.contains("BFCL_v4_simple_python.json:2: question[0][0].role"),
+            "{err}"
+        );
+
+        let path = write(
+            dir.path(),
+            Q,
+            Some(r#"{"id": "simple_python_9", "ground_truth": []}"#),
+        );
+        let err = load(&path, None).unwrap_err().to_string();
+        assert!(
+            err.contains("possible_answer/BFCL_v4_simple_python.json:1: id"),
+            "{err}"
+        );
+        let no_params = Q.replace(
+            r#", "parameters": {"type": "dict", "properties": {}, "required": []}"#,
+            "",
+        );
+        let path = write(dir.path(), &no_params, Some(""));
+        let err = load(&path, None).unwrap_err().to_string();
+        assert!(err.contains(":1: function[0].parameters"), "{err}");
+    }
+}
