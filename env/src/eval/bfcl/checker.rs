@@ -124,6 +124,11 @@ struct Ctx {
     underscore_to_dot: bool,
 }
 
+/// A language's table from documented type to Python type.
+type TypeTable = fn(&str) -> Option<PyType>;
+/// A language's literal converter (value, documented type, item type).
+type Converter = fn(&str, &str, Option<&str>) -> PyResult<Py>;
+
 /// `PYTHON_TYPE_MAPPING`.
 fn python_type(t: &str) -> Option<PyType> {
     Some(match t {
@@ -484,15 +489,12 @@ impl Ctx {
             let mut nested = None;
             let expected = match self.language {
                 Language::Java | Language::JavaScript => {
-                    let (table, convert, error_type): (
-                        fn(&str) -> Option<PyType>,
-                        fn(&str, &str, Option<&str>) -> PyResult<Py>,
-                        &'static str,
-                    ) = if self.language == Language::Java {
-                        (java_type, convert::java, "type_error:java")
-                    } else {
-                        (js_type, convert::js, "type_error:js")
-                    };
+                    let (table, convert, error_type): (TypeTable, Converter, &'static str) =
+                        if self.language == Language::Java {
+                            (java_type, convert::java, "type_error:java")
+                        } else {
+                            (js_type, convert::js, "type_error:js")
+                        };
                     let expected = table(description).ok_or_else(|| key_error(description))?;
                     let Py::Str(text) = &value else {
                         return Ok(Check::fail(
