@@ -26,4 +26,5 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
         || { "${apt_get[@]}" update >/dev/null && "${apt_get[@]}" install -y --no-install-recommends nginx >/dev/null; }
 fi
 bash scripts/fetch-bfcl.sh
+bash tools/bfcl/build.sh
 bash trainer/scripts/fetch-model.sh

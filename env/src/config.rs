@@ -18,6 +18,11 @@
 //! schema = "../schemas/tools/kv_store.json"
 //! stateful = true           # gets a fresh /state directory per episode
 //! limits = { fuel = 10_000_000 }
+//!
+//! [[tools]]                 # tools of one state group share one /state (a class's methods)
+//! module = "backends.wasm"
+//! schema = "cd.json"
+//! state_group = "files"
 //! ```
 
 use crate::sandbox::{LimitOverrides, Limits};
@@ -119,6 +124,10 @@ pub struct ToolEntry {
     /// `/state` directory, created fresh for each episode and removed after it.
     #[serde(default)]
     pub stateful: bool,
+    /// Makes the tool stateful and shares its `/state` with every tool of the same group (the
+    /// methods of one object, each registered as its own tool). Without it, each stateful tool's
+    /// `/state` is its own.
+    pub state_group: Option<Spanned<String>>,
     /// Overrides of the sandbox's default limits for this tool.
     #[serde(default)]
     pub limits: LimitOverrides,

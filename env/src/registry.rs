@@ -81,6 +81,8 @@ pub struct Tool {
     pub limits: Limits,
     /// Whether it gets a per-episode `/state`.
     pub stateful: bool,
+    /// The name of the episode's `/state` directory it gets: its own name, or its state group's.
+    pub state_key: String,
     /// Host directory preopened read-only at `/data`.
     pub data_dir: Option<PathBuf>,
     validator: Validator,
@@ -303,11 +305,28 @@ impl Registry {
                 }
                 by_name.insert(def.name.clone(), i);
             }
+            // A group's directory is named after it, beside the tools' own: `group-<name>`.
+            let group = entry.state_group.as_ref().and_then(|g| {
+                let name = g.get_ref();
+                let safe = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !safe {
+                    problem(
+                        loaded.locate(g, field("state_group")),
+                        format!("{name:?}: a state group is named with ASCII letters, digits, `_` and `-`"),
+                    );
+                }
+                safe.then(|| format!("group-{name}"))
+            });
             if let (Some((def, validator)), Some(module)) = (def, module) {
+                let state_key = group.unwrap_or_else(|| def.name.clone());
                 tools.push(Tool {
                     def,
                     limits: limits[i],
-                    stateful: entry.stateful,
+                    stateful: entry.stateful || entry.state_group.is_some(),
+                    state_key,
                     data_dir,
                     validator,
                     result_validator,
@@ -411,7 +430,7 @@ impl Registry {
         // Serializing a `Value` cannot fail: its keys are strings.
         let stdin = serde_json::to_vec(args).unwrap_or_default();
         let state = if tool.stateful {
-            Some(episode.state_dir(name)?)
+            Some(episode.state_dir(&tool.state_key)?)
         } else {
             None
         };

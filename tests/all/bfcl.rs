@@ -118,3 +118,74 @@ fn verdicts_equal_bfcl_evals_checker() {
             .join("\n")
     );
 }
+
+/// BFCL's multi-turn backends as sandbox tools (`.bfcl/tools/`, built by `tools/bfcl/build.sh`):
+/// the first entry of `multi_turn_base`, its first turn replayed as the ground truth and as the
+/// model's JSON calls, on one episode's shared `/state`; bfcl-eval's state checker agrees when
+/// the model did the same, and not when it skipped a call.
+#[test]
+fn multi_turn_backends_run_in_the_sandbox_with_bfcls_semantics() {
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.bfcl/tools/config.toml");
+    let registry = toolenv::Registry::load(&config).unwrap_or_else(|e| panic!("{e}"));
+    let questions = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../.bfcl/bfcl_eval/data/BFCL_v4_multi_turn_base.json"),
+    )
+    .unwrap();
+    let entry: Value = serde_json::from_str(questions.lines().next().unwrap()).unwrap();
+    let scenario = serde_json::json!({
+        "id": entry["id"],
+        "involved_classes": entry["involved_classes"],
+        "initial_config": entry["initial_config"],
+        "long_context": false,
+    });
+    let truth = serde_json::json!({"calls": [
+        "cd(folder='document')", "mkdir(dir_name='temp')", "mv(source='final_report.pdf', destination='temp')"
+    ]});
+    let result = |outcome: toolenv::CallOutcome| outcome.result.unwrap_or_else(|e| panic!("{e}"));
+    for skip_mkdir in [false, true] {
+        let episode = registry.episode();
+        let dir = episode.state_dir("group-bfcl").unwrap();
+        std::fs::write(dir.join("scenario.json"), scenario.to_string()).unwrap();
+        let expected = result(
+            registry
+                .call(&episode, "bfcl_ground_truth", &truth)
+                .unwrap(),
+        );
+        let mut got = Vec::new();
+        got.push(result(
+            registry
+                .call(&episode, "cd", &serde_json::json!({"folder": "document"}))
+                .unwrap(),
+        ));
+        if !skip_mkdir {
+            got.push(result(
+                registry
+                    .call(&episode, "mkdir", &serde_json::json!({"dir_name": "temp"}))
+                    .unwrap(),
+            ));
+        }
+        got.push(result(
+            registry
+                .call(
+                    &episode,
+                    "mv",
+                    &serde_json::json!({"source": "final_report.pdf", "destination": "temp"}),
+                )
+                .unwrap(),
+        ));
+        let state = result(
+            registry
+                .call(&episode, "bfcl_check_state", &serde_json::json!({}))
+                .unwrap(),
+        );
+        if skip_mkdir {
+            assert_eq!(state["valid"], false, "{state}");
+            assert_eq!(state["error_type"], "multi_turn:instance_state_mismatch");
+        } else {
+            assert_eq!(Value::Array(got), expected);
+            assert_eq!(state["valid"], true, "{state}");
+        }
+    }
+}

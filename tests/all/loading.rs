@@ -229,3 +229,38 @@ fn a_selection_loads_only_the_named_tools_and_rejects_unknown_names() {
         "{e}"
     );
 }
+
+#[test]
+fn tools_of_a_state_group_share_their_state_and_others_do_not() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema("kv_store")).unwrap()).unwrap();
+    let mut other = schema.clone();
+    other["name"] = "kv_other".into();
+    let set = serde_json::json!({"op": "set", "key": "k", "value": 7});
+    let get = serde_json::json!({"op": "get", "key": "k"});
+    for (extra, shared) in [("state_group = \"g\"", true), ("stateful = true", false)] {
+        let fx = Fixture::new("");
+        let other_path = fx.file("kv_other.json", other.to_string());
+        let toml = format!(
+            "{}[[tools]]\nmodule = {:?}\nschema = {:?}\n{extra}\n",
+            tool_entry("kv_store", extra),
+            wasm("kv_store").display().to_string(),
+            other_path.display().to_string()
+        );
+        std::fs::write(&fx.path, toml).unwrap();
+        let reg = fx.load().unwrap_or_else(|e| panic!("{e}"));
+        let episode = reg.episode();
+        assert!(reg.call(&episode, "kv_store", &set).unwrap().result.is_ok());
+        let got = reg.call(&episode, "kv_other", &get).unwrap().result;
+        assert_eq!(got.is_ok(), shared, "{extra}: {got:?}");
+        if shared {
+            assert_eq!(got.unwrap()["value"], 7);
+            // Another episode's group starts empty.
+            let fresh = reg.episode();
+            assert!(reg.call(&fresh, "kv_other", &get).unwrap().result.is_err());
+        }
+    }
+    let fx = Fixture::new(&tool_entry("kv_store", "state_group = \"../up\""));
+    let p = problems(&fx).join("\n");
+    assert!(p.contains("tools[0].state_group") && p.contains("a state group is named"), "{p}");
+}
