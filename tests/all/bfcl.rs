@@ -73,6 +73,7 @@ fn verdicts_equal_bfcl_evals_checker() {
                     turns: vec![Vec::new()],
                     functions: e["function"].as_array().unwrap().clone(),
                     ground_truth: Some(e["ground_truth"].clone()),
+                    multi_turn: None,
                 }
             }
         };
@@ -186,6 +187,134 @@ fn multi_turn_backends_run_in_the_sandbox_with_bfcls_semantics() {
         } else {
             assert_eq!(Value::Array(got), expected);
             assert_eq!(state["valid"], true, "{state}");
+        }
+    }
+}
+
+/// A model that answers each turn of a multi-turn entry with its ground-truth calls (as JSON
+/// calls, from `bfcl_ground_truth_calls.py`) in one step, then ends the turn; with `drop_last`,
+/// the entry's last expected call is left out.
+struct GroundTruthPolicy {
+    /// Per episode (the entry's index in the evaluated dataset): the calls of each turn.
+    turns: Vec<Vec<Vec<Value>>>,
+    drop_last: bool,
+}
+
+impl toolenv::policy::Policy for GroundTruthPolicy {
+    fn name(&self) -> String {
+        "ground-truth".into()
+    }
+
+    async fn next_turn(
+        &self,
+        request: toolenv::policy::TurnRequest<'_>,
+    ) -> Result<toolenv::policy::PolicyTurn, toolenv::policy::PolicyError> {
+        let none = "<think> done </think>\n<response> Done. </response>".to_string();
+        let messages = &request.messages[1..];
+        let last = messages.last().expect("a user message");
+        let text = if last.role != toolenv::chat::Role::User || last.content.starts_with("<obs>") {
+            none
+        } else {
+            let t = messages
+                .iter()
+                .filter(|m| m.role == toolenv::chat::Role::User && !m.content.starts_with("<obs>"))
+                .count()
+                - 1;
+            let turns = &self.turns[request.episode as usize];
+            let mut calls = turns[t].clone();
+            let last_turn = turns.iter().rposition(|c| !c.is_empty());
+            if self.drop_last && last_turn == Some(t) {
+                calls.pop();
+            }
+            if calls.is_empty() {
+                none
+            } else {
+                let lines: Vec<String> = calls.iter().map(Value::to_string).collect();
+                format!(
+                    "<think> calling </think>\n<tool_call>\n{}\n</tool_call>",
+                    lines.join("\n")
+                )
+            }
+        };
+        Ok(toolenv::policy::PolicyTurn {
+            text,
+            ..Default::default()
+        })
+    }
+}
+
+/// The ground truth of the multi-turn entries, replayed as a model's calls, scores every entry
+/// right; without each entry's last call, none. `TOOLENV_BFCL_ENTRIES` (default 12 per
+/// category; `all` for the 800) sets how many are run.
+#[test]
+fn multi_turn_ground_truth_scores_right_and_without_its_last_call_wrong() {
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/all/bfcl_ground_truth_calls.py"
+        ))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls: HashMap<String, Vec<Vec<Value>>> = serde_json::from_slice(&out.stdout).unwrap();
+    let per_category = match std::env::var("TOOLENV_BFCL_ENTRIES").as_deref() {
+        Ok("all") => usize::MAX,
+        Ok(n) => n.parse().expect("TOOLENV_BFCL_ENTRIES: a number or all"),
+        Err(_) => 12,
+    };
+    let mut data = dataset::load("bfcl-multi-turn", None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(data.len(), 800);
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    data.samples.retain(|s| {
+        let toolenv::dataset::Sample::Bfcl(e) = s else {
+            return false;
+        };
+        let n = taken.entry(e.category.clone()).or_default();
+        *n += 1;
+        *n <= per_category
+    });
+    let turns: Vec<Vec<Vec<Value>>> = data.bfcl().map(|e| calls[&e.id].clone()).collect();
+    let registry = toolenv::eval::bfcl::multi_turn::backends().unwrap_or_else(|e| panic!("{e}"));
+    let roller = toolenv::rollout::Roller::new(registry, Default::default());
+    let options = toolenv::eval::EvalOptions {
+        concurrency: 2,
+        ..Default::default()
+    };
+    for drop_last in [false, true] {
+        let policy = GroundTruthPolicy {
+            turns: turns.clone(),
+            drop_last,
+        };
+        let started = std::time::Instant::now();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (results, summary) = runtime
+            .block_on(toolenv::eval::evaluate(
+                &policy,
+                &roller,
+                &data,
+                &toolenv::reward::Rubric::default(),
+                &options,
+            ))
+            .unwrap();
+        eprintln!(
+            "{} multi-turn entries, drop_last={drop_last}: {:.1} s, accuracy {}",
+            data.len(),
+            started.elapsed().as_secs_f64(),
+            summary["accuracy"]
+        );
+        for r in &results {
+            assert!(r.error.is_none(), "{}: {:?}", r.id, r.error);
+            assert_eq!(r.correct, Some(!drop_last), "{}: {:?}", r.id, r.bfcl_error);
+        }
+        if per_category == usize::MAX {
+            assert!(summary["accuracy"].get("multi_turn").is_some(), "{summary}");
         }
     }
 }

@@ -52,9 +52,35 @@ pub struct BfclEntry {
     pub turns: Vec<Vec<Message>>,
     /// The function docs, as bfcl-eval gives them (the checker reads these, not the prompt's).
     pub functions: Vec<Value>,
-    /// The possible answers (`ground_truth`); `None` for relevance and irrelevance.
+    /// The possible answers (`ground_truth`); `None` for relevance and irrelevance. For
+    /// multi-turn entries, a list per turn of BFCL call strings.
     pub ground_truth: Option<Value>,
+    /// What a multi-turn entry runs on.
+    pub multi_turn: Option<MultiTurn>,
 }
+
+/// The backends of a multi-turn entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MultiTurn {
+    /// The classes whose methods are the entry's tools, in BFCL's order.
+    pub involved_classes: Vec<String>,
+    /// Each class's starting state (`_load_scenario`).
+    pub initial_config: Value,
+    /// miss_func: the docs held out until a turn, by turn index; listed nowhere before it.
+    pub held_out: std::collections::BTreeMap<usize, Vec<Value>>,
+}
+
+/// bfcl-eval's `MULTI_TURN_FUNC_DOC_FILE_MAPPING` for the multi-turn classes.
+pub const FUNC_DOCS: &[(&str, &str)] = &[
+    ("GorillaFileSystem", "gorilla_file_system.json"),
+    ("MathAPI", "math_api.json"),
+    ("MessageAPI", "message_api.json"),
+    ("TwitterAPI", "posting_api.json"),
+    ("TicketAPI", "ticket_api.json"),
+    ("TradingBot", "trading_bot.json"),
+    ("TravelAPI", "travel_booking.json"),
+    ("VehicleControlAPI", "vehicle_control.json"),
+];
 
 impl BfclEntry {
     /// Whether the category is scored by whether a call was made (relevance, irrelevance).
@@ -77,7 +103,11 @@ pub(super) fn detect(object: &Map<String, Value>) -> bool {
 }
 
 /// Parses one question line of `category`; the ground truth is joined later.
-pub(super) fn parse(fields: &Fields<'_>, category: &str) -> Result<BfclEntry, DatasetError> {
+pub(super) fn parse(
+    fields: &Fields<'_>,
+    category: &str,
+    docs_dir: &Path,
+) -> Result<BfclEntry, DatasetError> {
     let id = fields.nonblank("id")?;
     let question = fields.value("question")?;
     let mut turns = Vec::new();
@@ -112,10 +142,11 @@ pub(super) fn parse(fields: &Fields<'_>, category: &str) -> Result<BfclEntry, Da
         }
         turns.push(messages);
     }
-    let functions = match fields.value("function") {
-        Ok(v) => fields.array("function", v)?.clone(),
-        Err(e) if !category.starts_with("multi_turn") => return Err(e),
-        Err(_) => Vec::new(),
+    let (functions, multi_turn) = if category.starts_with("multi_turn") {
+        multi_turn_docs(fields, docs_dir)?
+    } else {
+        let v = fields.value("function")?;
+        (fields.array("function", v)?.clone(), None)
     };
     for (i, f) in functions.iter().enumerate() {
         let at = format!("function[{i}]");
@@ -132,7 +163,90 @@ pub(super) fn parse(fields: &Fields<'_>, category: &str) -> Result<BfclEntry, Da
         turns,
         functions,
         ground_truth: None,
+        multi_turn,
     })
+}
+
+/// As bfcl-eval's `populate_test_cases_with_predefined_functions`: the involved classes' docs in
+/// order, from `multi_turn_func_doc/` beside the question file, with miss_func's held-out
+/// functions taken out and kept for their turn.
+fn multi_turn_docs(
+    fields: &Fields<'_>,
+    docs_dir: &Path,
+) -> Result<(Vec<Value>, Option<MultiTurn>), DatasetError> {
+    let classes = fields.value("involved_classes")?;
+    let mut involved = Vec::new();
+    let mut docs = Vec::new();
+    for (i, c) in fields
+        .array("involved_classes", classes)?
+        .iter()
+        .enumerate()
+    {
+        let at = format!("involved_classes[{i}]");
+        let name = c
+            .as_str()
+            .ok_or_else(|| fields.expected(&at, "a string", c))?;
+        let file = FUNC_DOCS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| docs_dir.join(f))
+            .ok_or_else(|| fields.error(&at, format!("{name:?} is not a multi-turn class")))?;
+        let text = std::fs::read_to_string(&file).map_err(|source| DatasetError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        for (l, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let doc: Value = serde_json::from_str(line).map_err(|e| DatasetError::Invalid {
+                location: Location {
+                    file: file.clone(),
+                    line: Some(l + 1),
+                    field: String::new(),
+                },
+                message: format!("not JSON: {e}"),
+            })?;
+            docs.push(doc);
+        }
+        involved.push(name.to_string());
+    }
+    let mut held_out = std::collections::BTreeMap::new();
+    if let Ok(missed) = fields.value("missed_function") {
+        let missed = missed
+            .as_object()
+            .ok_or_else(|| fields.expected("missed_function", "an object", missed))?;
+        for (turn, names) in missed {
+            let at = format!("missed_function.{turn}");
+            let index: usize = turn
+                .parse()
+                .map_err(|_| fields.error(&at, "the key is a turn index"))?;
+            let mut held = Vec::new();
+            for name in fields.array(&at, names)? {
+                let position = docs
+                    .iter()
+                    .position(|d| d.get("name") == Some(name))
+                    .ok_or_else(|| {
+                        fields.error(
+                            &at,
+                            format!("{name} is not a function of the involved classes"),
+                        )
+                    })?;
+                held.push(docs.remove(position));
+            }
+            held_out.insert(index, held);
+        }
+    }
+    let initial_config = fields.value("initial_config")?.clone();
+    Ok((
+        docs,
+        Some(MultiTurn {
+            involved_classes: involved,
+            initial_config,
+            held_out,
+        }),
+    ))
 }
 
 /// The possible-answers file beside a question file, if the category has one.

@@ -65,6 +65,28 @@ pub const NAMES: &[(&str, &[&str])] = &[
     ),
     ("bfcl-live_irrelevance", &[bfcl!("live_irrelevance")]),
     ("bfcl-live_relevance", &[bfcl!("live_relevance")]),
+    ("bfcl-multi_turn_base", &[bfcl!("multi_turn_base")]),
+    (
+        "bfcl-multi_turn_miss_func",
+        &[bfcl!("multi_turn_miss_func")],
+    ),
+    (
+        "bfcl-multi_turn_miss_param",
+        &[bfcl!("multi_turn_miss_param")],
+    ),
+    (
+        "bfcl-multi_turn_long_context",
+        &[bfcl!("multi_turn_long_context")],
+    ),
+    (
+        "bfcl-multi-turn",
+        &[
+            bfcl!("multi_turn_base"),
+            bfcl!("multi_turn_miss_func"),
+            bfcl!("multi_turn_miss_param"),
+            bfcl!("multi_turn_long_context"),
+        ],
+    ),
     (
         "bfcl-single-turn",
         &[
@@ -400,7 +422,11 @@ pub fn load_files(
                              which gives its category",
                         )
                     })?;
-                    Sample::Bfcl(bfcl::parse(&fields, &category)?)
+                    let docs = path
+                        .parent()
+                        .unwrap_or(Path::new("."))
+                        .join("multi_turn_func_doc");
+                    Sample::Bfcl(bfcl::parse(&fields, &category, &docs)?)
                 }
             };
             let id = sample.id().to_string();
@@ -444,7 +470,7 @@ pub fn load_files(
 /// Where a dataset name's `file` (relative to a repository root) is: under the first repository
 /// root among the current directory and its ancestors, else under the root this crate was built
 /// from.
-fn resolve(name: &str, file: &str) -> Result<PathBuf, DatasetError> {
+pub(crate) fn resolve(name: &str, file: &str) -> Result<PathBuf, DatasetError> {
     let mut roots = Vec::new();
     if let Ok(cwd) = std::env::current_dir() {
         roots.push(cwd.clone());

@@ -263,12 +263,27 @@ async fn evaluate_one<P: Policy>(
             result.group = Some(entry.category.clone());
             // A failed request scores as wrong, as a missing result does in bfcl-eval.
             result.correct = Some(false);
-            if entry.turns.len() != 1 {
-                result.error = Some(format!(
-                    "{}: multi-turn BFCL entries ({} turns) are not run by this evaluator",
-                    entry.id,
-                    entry.turns.len()
-                ));
+            if entry.multi_turn.is_some() {
+                let system = system_prompt(&bfcl::prompt_functions(entry));
+                match bfcl::multi_turn::run_multi_turn(
+                    policy,
+                    entry,
+                    system,
+                    index as u64,
+                    options.max_new_tokens,
+                )
+                .await
+                {
+                    Ok(outcome) => {
+                        result.correct = Some(outcome.verdict.valid);
+                        result.bfcl_error = outcome.verdict.error_type;
+                        result.turns = outcome.steps;
+                        result.tool_calls = outcome.calls;
+                        result.output =
+                            serde_json::to_string(&outcome.transcript).unwrap_or_default();
+                    }
+                    Err(e) => result.error = Some(e),
+                }
                 return result;
             }
             let native = options.bfcl_style == bfcl::BfclStyle::Fc;

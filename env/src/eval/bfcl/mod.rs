@@ -10,6 +10,7 @@
 pub mod checker;
 pub mod convert;
 pub mod decode;
+pub mod multi_turn;
 pub mod score;
 pub mod value;
 
