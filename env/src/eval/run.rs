@@ -263,6 +263,14 @@ async fn evaluate_one<P: Policy>(
             result.group = Some(entry.category.clone());
             // A failed request scores as wrong, as a missing result does in bfcl-eval.
             result.correct = Some(false);
+            if entry.multi_turn.is_some() && options.bfcl_style == bfcl::BfclStyle::Fc {
+                result.error = Some(format!(
+                    "{}: --bfcl-style fc runs single-turn entries only; multi-turn ones run in the \
+                     TIR style",
+                    entry.id
+                ));
+                return result;
+            }
             if entry.multi_turn.is_some() {
                 let system = system_prompt(&bfcl::prompt_functions(entry));
                 match bfcl::multi_turn::run_multi_turn(
