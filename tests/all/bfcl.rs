@@ -269,10 +269,17 @@ fn multi_turn_ground_truth_scores_right_and_without_its_last_call_wrong() {
     let mut data = dataset::load("bfcl-multi-turn", None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(data.len(), 800);
     let mut taken: HashMap<String, usize> = HashMap::new();
+    // TOOLENV_BFCL_IDS=id,id runs only those entries.
+    let only: Option<Vec<String>> = std::env::var("TOOLENV_BFCL_IDS")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
     data.samples.retain(|s| {
         let toolenv::dataset::Sample::Bfcl(e) = s else {
             return false;
         };
+        if let Some(ids) = &only {
+            return ids.contains(&e.id);
+        }
         let n = taken.entry(e.category.clone()).or_default();
         *n += 1;
         *n <= per_category
@@ -311,7 +318,22 @@ fn multi_turn_ground_truth_scores_right_and_without_its_last_call_wrong() {
         );
         for r in &results {
             assert!(r.error.is_none(), "{}: {:?}", r.id, r.error);
-            assert_eq!(r.correct, Some(!drop_last), "{}: {:?}", r.id, r.bfcl_error);
+            assert_eq!(
+                r.correct,
+                Some(!drop_last),
+                "{}: {:?} {:?}\n{}",
+                r.id,
+                r.bfcl_error,
+                r.bfcl_detail,
+                r.output
+                    .chars()
+                    .rev()
+                    .take(1500)
+                    .collect::<String>()
+                    .chars()
+                    .rev()
+                    .collect::<String>()
+            );
         }
         if per_category == usize::MAX {
             assert!(summary["accuracy"].get("multi_turn").is_some(), "{summary}");

@@ -16,6 +16,7 @@ pickled instances of each set, so state persists between calls as BFCL's in-proc
 would. Every backend module is imported here, at build time: the component has no file system.
 """
 
+import _strptime  # noqa: F401 - datetime.strptime imports it on first use, which needs a file system
 import json
 import os
 import pickle

@@ -93,6 +93,9 @@ pub struct SampleResult {
     /// bfcl-eval's `error_type` for a BFCL entry scored wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bfcl_error: Option<String>,
+    /// What was wrong with it, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfcl_detail: Option<String>,
     /// Why the sample could not be evaluated (policy failure, bad reference data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -220,6 +223,7 @@ async fn evaluate_one<P: Policy>(
         tool_errors: 0,
         trajectory: None,
         bfcl_error: None,
+        bfcl_detail: None,
         error: None,
     };
     match sample {
@@ -285,6 +289,7 @@ async fn evaluate_one<P: Policy>(
                     Ok(outcome) => {
                         result.correct = Some(outcome.verdict.valid);
                         result.bfcl_error = outcome.verdict.error_type;
+                        result.bfcl_detail = outcome.verdict.errors.first().cloned();
                         result.turns = outcome.steps;
                         result.tool_calls = outcome.calls;
                         result.output =
@@ -325,6 +330,7 @@ async fn evaluate_one<P: Policy>(
                     result.correct = Some(verdict.valid);
                     result.tool_calls = calls.len().unwrap_or(0);
                     result.bfcl_error = verdict.error_type;
+                    result.bfcl_detail = verdict.errors.first().cloned();
                     result.turns = 1;
                     result.output = if native && !turn.tool_calls.is_empty() {
                         let calls: Vec<Value> = turn
