@@ -7,8 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # pytest, and the frameworks whose real classes the adapters are tested against (those that
-# install on this CPU machine without torch), pinned.
-REQUIREMENTS=(pytest==9.2.0 skyrl-gym==0.4.0)
+# install on this CPU machine without torch), pinned: skyrl-gym; verifiers (which brings
+# transformers, whose get_json_schema is how TRL reads the environment's methods, PyYAML and
+# pydantic for verl's tool config). TRL and verl need torch: scripts/trl-e2e.sh runs TRL.
+REQUIREMENTS=(pytest==9.2.0 skyrl-gym==0.4.0 verifiers==0.4.0)
 profile="${CARGO_PROFILE:-dev}"
 case "$profile" in dev) dir=debug ;; *) dir="$profile" ;; esac
 if [ "$(cat .venv-py/requirements 2>/dev/null)" != "${REQUIREMENTS[*]}" ]; then
