@@ -262,5 +262,8 @@ fn tools_of_a_state_group_share_their_state_and_others_do_not() {
     }
     let fx = Fixture::new(&tool_entry("kv_store", "state_group = \"../up\""));
     let p = problems(&fx).join("\n");
-    assert!(p.contains("tools[0].state_group") && p.contains("a state group is named"), "{p}");
+    assert!(
+        p.contains("tools[0].state_group") && p.contains("a state group is named"),
+        "{p}"
+    );
 }

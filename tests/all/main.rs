@@ -2,10 +2,10 @@
 //! registry, the reward against the shared vectors, rollouts, datasets; one module per feature
 //! (wasmtime's `tests/all` layout).
 
+mod bfcl;
 mod common;
 mod components;
 mod determinism;
-mod bfcl;
 mod eval;
 mod limits;
 mod loading;
