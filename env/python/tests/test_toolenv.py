@@ -590,8 +590,8 @@ def test_verifiers_taskset_and_task_score_toolrl_on_a_real_trace(tmp_path):
 
 
 def test_examples_run(tmp_path):
-    """The verl and verifiers examples the README links run as written (the TRL one needs torch:
-    scripts/trl-e2e.sh runs it)."""
+    """The verl, SkyRL and verifiers examples the README links run as written (the TRL one needs
+    torch: scripts/trl-e2e.sh runs it)."""
     import sys
 
     examples = REPO / "env/python/examples"
@@ -607,3 +607,6 @@ def test_examples_run(tmp_path):
     vf = run(str(examples / "verifiers_tasks.py"))
     assert vf.returncode == 0, vf.stderr
     assert '-> {"value": 8986}' in vf.stdout and "rewards: {'toolrl': 4.0}" in vf.stdout
+    sky = run(str(examples / "skyrl_env.py"))
+    assert sky.returncode == 0, sky.stderr
+    assert '"results": {"value": 8986}' in sky.stdout and "reward: 4.0 done: False" in sky.stdout
