@@ -26,6 +26,8 @@ fn entries() -> HashMap<String, BfclEntry> {
 
 #[test]
 fn single_turn_datasets_hold_every_entry() {
+    let all = dataset::load("bfcl", None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.len(), 3641 + 800);
     let data = dataset::load("bfcl-single-turn", None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(data.len(), 3641);
     let counts: Vec<(String, usize)> = SINGLE_TURN

@@ -105,6 +105,28 @@ pub const NAMES: &[(&str, &[&str])] = &[
             bfcl!("live_relevance"),
         ],
     ),
+    (
+        "bfcl",
+        &[
+            bfcl!("simple_python"),
+            bfcl!("simple_java"),
+            bfcl!("simple_javascript"),
+            bfcl!("multiple"),
+            bfcl!("parallel"),
+            bfcl!("parallel_multiple"),
+            bfcl!("irrelevance"),
+            bfcl!("live_simple"),
+            bfcl!("live_multiple"),
+            bfcl!("live_parallel"),
+            bfcl!("live_parallel_multiple"),
+            bfcl!("live_irrelevance"),
+            bfcl!("live_relevance"),
+            bfcl!("multi_turn_base"),
+            bfcl!("multi_turn_miss_func"),
+            bfcl!("multi_turn_miss_param"),
+            bfcl!("multi_turn_long_context"),
+        ],
+    ),
 ];
 
 /// A dataset file format.

@@ -15,7 +15,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
     /// A dataset name (toolrl, toolrl-sft, apibank, apibank-1, apibank-2, tasks, tasks-train,
-    /// bfcl-single-turn, bfcl-<category> by BFCL's category names) or a JSONL file.
+    /// bfcl, bfcl-single-turn, bfcl-multi-turn, bfcl-<category> by BFCL's category names) or a
+    /// JSONL file.
     #[arg(long)]
     pub dataset: String,
     /// Force the dataset format (toolrl, apibank, tasks) instead of recognising it.
