@@ -173,18 +173,23 @@ impl Registry {
             Some(d) => Some(loaded.resolve(d.get_ref())),
         };
         // Read first: whether any tool is a component decides how the instance pool is sized.
-        let module_bytes: Vec<(PathBuf, std::io::Result<Vec<u8>>)> = cfg
+        // Each file is read, and below prepared, once however many tools it serves (BFCL's
+        // backends: one 27 MB component behind 130 tools).
+        let module_paths: Vec<PathBuf> = cfg
             .tools
             .iter()
-            .map(|entry| {
-                let path = loaded.resolve(entry.module.get_ref());
-                let bytes = std::fs::read(&path);
-                (path, bytes)
-            })
+            .map(|entry| loaded.resolve(entry.module.get_ref()))
             .collect();
+        let mut module_bytes: HashMap<&Path, std::io::Result<Vec<u8>>> = HashMap::new();
+        for path in &module_paths {
+            module_bytes
+                .entry(path.as_path())
+                .or_insert_with(|| std::fs::read(path));
+        }
         let components = module_bytes
-            .iter()
-            .any(|(_, b)| b.as_deref().is_ok_and(crate::sandbox::is_component));
+            .values()
+            .any(|b| b.as_deref().is_ok_and(crate::sandbox::is_component));
+        let mut prepared: HashMap<&Path, Result<PreparedTool, String>> = HashMap::new();
         let sandbox = Sandbox::new(&EngineSettings {
             max_memory_bytes: max_memory_mib * 1024 * 1024,
             max_instances: sb.max_instances.max(1),
@@ -257,8 +262,8 @@ impl Registry {
                 },
             };
 
-            let (module_path, bytes) = &module_bytes[i];
-            let module = match bytes {
+            let module_path = module_paths[i].as_path();
+            let module = match &module_bytes[module_path] {
                 Err(e) => {
                     problem(
                         loaded.locate(&entry.module, field("module")),
@@ -266,8 +271,11 @@ impl Registry {
                     );
                     None
                 }
-                Ok(bytes) => match sandbox.prepare(bytes) {
-                    Ok(m) => Some(m),
+                Ok(bytes) => match prepared
+                    .entry(module_path)
+                    .or_insert_with(|| sandbox.prepare(bytes).map_err(|e| e.to_string()))
+                {
+                    Ok(m) => Some(m.clone()),
                     Err(e) => {
                         problem(
                             loaded.locate(&entry.module, field("module")),
