@@ -10,28 +10,36 @@ use serde_json::Value;
 
 /// The calls in `text`, in bfcl-eval's decoded form.
 pub fn decode_calls(text: &str) -> Py {
+    Py::List(
+        call_list(text)
+            .into_iter()
+            .map(|(name, parameters)| Py::Dict(vec![(name, Py::from_json(&parameters))]))
+            .collect(),
+    )
+}
+
+/// The calls in `text` as JSON: each call's name and its `parameters` object.
+pub fn call_list(text: &str) -> Vec<(String, Value)> {
     let Some(at) = text.rfind("<tool_call>") else {
-        return Py::List(Vec::new());
+        return Vec::new();
     };
     let body = &text[at + "<tool_call>".len()..];
     let body = body.split("</tool_call>").next().unwrap_or(body);
-    let calls = body
-        .split('\n')
+    body.split('\n')
         .filter_map(|line| {
-            let value: Value = serde_json::from_str(line.trim()).ok()?;
-            let object = value.as_object()?;
-            let name = object.get("name")?.as_str()?;
-            let parameters = object.get("parameters")?;
+            // As `json.loads(line)`: JSON's own whitespace around the object, nothing else.
+            let value: Value = serde_json::from_str(line).ok()?;
+            let Value::Object(mut object) = value else {
+                return None;
+            };
+            let name = object.get("name")?.as_str()?.to_string();
+            let parameters = object.remove("parameters")?;
             if !parameters.is_object() || name.eq_ignore_ascii_case("none") {
                 return None;
             }
-            Some(Py::Dict(vec![(
-                name.to_string(),
-                Py::from_json(parameters),
-            )]))
+            Some((name, parameters))
         })
-        .collect();
-    Py::List(calls)
+        .collect()
 }
 
 /// Native tool calls (an OpenAI `tool_calls` list's `name` and `arguments`) in bfcl-eval's

@@ -10,8 +10,8 @@
 //! order: a turn with expected calls where the model made none, then the state checker, then
 //! the response checker (every ground-truth result among the model's results so far).
 
-use super::value::Py;
-use super::{decode_calls, Verdict};
+use super::decode::call_list;
+use super::Verdict;
 use crate::chat::Message;
 use crate::dataset::BfclEntry;
 use crate::episode::Episode;
@@ -195,19 +195,13 @@ pub async fn run_multi_turn<P: Policy>(
                 .map_err(|e| e.to_string())?;
             steps += 1;
             messages.push(Message::assistant(reply.text.clone()));
-            let decoded = decode_calls(&reply.text);
-            let Py::List(items) = decoded else { break };
-            if items.is_empty() {
+            let decoded = call_list(&reply.text);
+            if decoded.is_empty() {
                 break;
             }
             turn_had_calls = true;
             let mut observations = Vec::new();
-            for item in items {
-                let Py::Dict(d) = item else { continue };
-                let Some((name, _)) = d.first() else { continue };
-                let name = name.clone();
-                // Back to JSON for the call: the decoded form holds the JSON values as parsed.
-                let args = py_to_json(&d[0].1);
+            for (name, args) in decoded {
                 calls += 1;
                 let outcome = if EVALUATOR_TOOLS.contains(&name.as_str()) {
                     Err(crate::ToolError::UnknownTool {
@@ -309,16 +303,4 @@ pub async fn run_multi_turn<P: Policy>(
         calls,
         transcript: messages[1..].to_vec(),
     })
-}
-
-fn py_to_json(v: &Py) -> Value {
-    match v {
-        Py::None => Value::Null,
-        Py::Bool(b) => Value::Bool(*b),
-        Py::Int(i) => i64::try_from(*i).map_or_else(|_| json!(*i as f64), |i| json!(i)),
-        Py::Float(f) => json!(f),
-        Py::Str(s) => Value::String(s.clone()),
-        Py::List(items) => Value::Array(items.iter().map(py_to_json).collect()),
-        Py::Dict(d) => Value::Object(d.iter().map(|(k, v)| (k.clone(), py_to_json(v))).collect()),
-    }
 }
