@@ -122,6 +122,14 @@ fn eval_against_an_endpoint_scores_resumes_and_summarises() {
         serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap())
             .unwrap();
     assert_eq!(summary["samples"], 10);
+    // Ten of the dataset's samples: the summary says its figures cover a selection.
+    let level2 = toolenv::dataset::load("apibank-2", None).unwrap().len();
+    assert_eq!(summary["subset"]["of"], json!(level2));
+    assert_eq!(summary["subset"]["limit"], json!(10));
+    assert!(
+        table.contains(&format!("10 of {level2} samples")),
+        "{table}"
+    );
     assert_eq!(summary["accuracy"]["Level2"], json!(50.0));
     assert_eq!(summary["accuracy"]["overall"], json!(50.0));
     let lines = std::fs::read_to_string(out.path().join("results.jsonl")).unwrap();

@@ -264,33 +264,23 @@ fn multi_turn_ground_truth_scores_right_and_without_its_last_call_wrong() {
     );
     let calls: HashMap<String, Vec<Vec<Value>>> = serde_json::from_slice(&out.stdout).unwrap();
     let per_category = match std::env::var("TOOLENV_BFCL_ENTRIES").as_deref() {
-        Ok("all") => usize::MAX,
-        Ok(n) => n.parse().expect("TOOLENV_BFCL_ENTRIES: a number or all"),
-        Err(_) => 12,
+        Ok("all") => None,
+        Ok(n) => Some(n.parse().expect("TOOLENV_BFCL_ENTRIES: a number or all")),
+        Err(_) => Some(12),
     };
     let mut data = dataset::load("bfcl-multi-turn", None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(data.len(), 800);
-    let mut taken: HashMap<String, usize> = HashMap::new();
     // TOOLENV_BFCL_IDS=id,id runs only those entries.
-    let only: Option<Vec<String>> = std::env::var("TOOLENV_BFCL_IDS")
-        .ok()
-        .map(|v| v.split(',').map(str::to_string).collect());
-    data.samples.retain(|s| {
-        let toolenv::dataset::Sample::Bfcl(e) = s else {
-            return false;
-        };
-        if let Some(ids) = &only {
-            return ids.contains(&e.id);
-        }
-        let n = taken.entry(e.category.clone()).or_default();
-        *n += 1;
-        *n <= per_category
-    });
+    if let Ok(ids) = std::env::var("TOOLENV_BFCL_IDS") {
+        let ids: Vec<&str> = ids.split(',').collect();
+        data.samples.retain(|s| ids.contains(&s.id()));
+    }
     let turns: Vec<Vec<Vec<Value>>> = data.bfcl().map(|e| calls[&e.id].clone()).collect();
     let registry = toolenv::eval::bfcl::multi_turn::backends().unwrap_or_else(|e| panic!("{e}"));
     let roller = toolenv::rollout::Roller::new(registry, Default::default());
     let options = toolenv::eval::EvalOptions {
         concurrency: 2,
+        limit_per_group: per_category,
         ..Default::default()
     };
     for drop_last in [false, true] {
@@ -318,6 +308,10 @@ fn multi_turn_ground_truth_scores_right_and_without_its_last_call_wrong() {
             started.elapsed().as_secs_f64(),
             summary["accuracy"]
         );
+        if std::env::var("TOOLENV_BFCL_IDS").is_err() {
+            // The first `per_category` of each of the four categories.
+            assert_eq!(results.len(), per_category.map_or(800, |n| 4 * n.min(200)));
+        }
         for r in &results {
             assert!(r.error.is_none(), "{}: {:?}", r.id, r.error);
             assert_eq!(
@@ -337,7 +331,7 @@ fn multi_turn_ground_truth_scores_right_and_without_its_last_call_wrong() {
                     .collect::<String>()
             );
         }
-        if per_category == usize::MAX {
+        if per_category.is_none() {
             assert!(summary["accuracy"].get("multi_turn").is_some(), "{summary}");
         }
     }

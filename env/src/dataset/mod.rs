@@ -220,6 +220,17 @@ impl Sample {
         }
     }
 
+    /// The group the sample is scored in, for per-group accuracy: a BFCL entry's category, a
+    /// task's kind, an API-Bank level (`Level1`); ToolRL samples have none.
+    pub fn group(&self) -> Option<String> {
+        match self {
+            Sample::ToolRl(_) => None,
+            Sample::ApiBank(s) => Some(format!("Level{}", s.level)),
+            Sample::Task(t) => Some(t.kind.name().to_string()),
+            Sample::Bfcl(e) => Some(e.category.clone()),
+        }
+    }
+
     /// The format the sample was read from.
     pub fn format(&self) -> Format {
         match self {

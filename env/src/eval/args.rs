@@ -28,6 +28,10 @@ pub struct EvalArgs {
     /// Evaluate only the first N samples.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Evaluate only the first N samples of each group: each BFCL category, task kind or
+    /// API-Bank level (e.g. `--dataset bfcl --limit-per-group 10`: 170 entries, every category).
+    #[arg(long)]
+    pub limit_per_group: Option<usize>,
     /// Samples in flight at once (`trainer eval` samples their turns as one batch).
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
@@ -98,6 +102,7 @@ impl EvalArgs {
         );
         let options = EvalOptions {
             limit: self.limit,
+            limit_per_group: self.limit_per_group,
             concurrency: self.concurrency,
             out_dir: self.out.clone(),
             seed: self.seed,

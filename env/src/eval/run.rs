@@ -32,6 +32,9 @@ use std::path::{Path, PathBuf};
 pub struct EvalOptions {
     /// Evaluate only the first N samples.
     pub limit: Option<usize>,
+    /// Evaluate only the first N samples of each group (BFCL category, task kind, API-Bank
+    /// level), in dataset order; applied before `limit`.
+    pub limit_per_group: Option<usize>,
     /// Samples in flight at once.
     pub concurrency: usize,
     /// Where `results.jsonl` and `summary.json` go; `None` keeps everything in memory.
@@ -52,6 +55,7 @@ impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions {
             limit: None,
+            limit_per_group: None,
             concurrency: 4,
             out_dir: None,
             step: 0,
@@ -114,6 +118,29 @@ pub enum EvalError {
     },
 }
 
+/// The samples an evaluation covers, with their index in the dataset: the first `per_group` of
+/// each group (when given), then the first `limit` of those.
+fn select(
+    dataset: &Dataset,
+    per_group: Option<usize>,
+    limit: Option<usize>,
+) -> Vec<(usize, &Sample)> {
+    let mut taken: BTreeMap<Option<String>, usize> = BTreeMap::new();
+    dataset
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| match per_group {
+            None => true,
+            Some(n) => {
+                let count = taken.entry(s.group()).or_default();
+                *count += 1;
+                *count <= n
+            }
+        })
+        .take(limit.unwrap_or(usize::MAX))
+        .collect()
+}
+
 /// Runs `dataset` through `policy` and returns every result (resumed ones included) and the
 /// summary.
 pub async fn evaluate<P: Policy>(
@@ -123,11 +150,7 @@ pub async fn evaluate<P: Policy>(
     rubric: &Rubric,
     options: &EvalOptions,
 ) -> Result<(Vec<SampleResult>, Value), EvalError> {
-    let samples: Vec<(usize, &Sample)> = dataset
-        .iter()
-        .enumerate()
-        .take(options.limit.unwrap_or(usize::MAX))
-        .collect();
+    let samples = select(dataset, options.limit_per_group, options.limit);
     let mut results = match &options.out_dir {
         Some(dir) => read_previous(dir)?,
         None => Vec::new(),
@@ -175,7 +198,16 @@ pub async fn evaluate<P: Policy>(
         .map(|(i, s)| (s.id(), i))
         .collect();
     results.sort_by_key(|r| order.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
-    let summary = summarize(&dataset.name, &policy.name(), &results);
+    let mut summary = summarize(&dataset.name, &policy.name(), &results);
+    if results.len() < dataset.len() {
+        // Figures over a selection estimate the dataset's; BFCL's count-weighted aggregates are
+        // then weighted by the selection's counts.
+        summary["subset"] = json!({
+            "of": dataset.len(),
+            "limit": options.limit,
+            "limit_per_group": options.limit_per_group,
+        });
+    }
     if let Some(dir) = &options.out_dir {
         let path = dir.join("summary.json");
         let text = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
@@ -214,7 +246,7 @@ async fn evaluate_one<P: Policy>(
     let mut result = SampleResult {
         id: sample.id().to_string(),
         format: sample.format().name().to_string(),
-        group: None,
+        group: sample.group(),
         output: String::new(),
         correct: None,
         rewards: BTreeMap::new(),
@@ -252,19 +284,15 @@ async fn evaluate_one<P: Policy>(
                 Err(e) => result.error = Some(e),
             }
         }
-        Sample::ApiBank(s) => {
-            result.group = Some(format!("Level{}", s.level));
-            match single_turn(policy, options, &s.system, &s.user, index).await {
-                Ok(output) => {
-                    result.correct = Some(apibank::is_correct(s, &output));
-                    result.turns = 1;
-                    result.output = output;
-                }
-                Err(e) => result.error = Some(e),
+        Sample::ApiBank(s) => match single_turn(policy, options, &s.system, &s.user, index).await {
+            Ok(output) => {
+                result.correct = Some(apibank::is_correct(s, &output));
+                result.turns = 1;
+                result.output = output;
             }
-        }
+            Err(e) => result.error = Some(e),
+        },
         Sample::Bfcl(entry) => {
-            result.group = Some(entry.category.clone());
             // A failed request scores as wrong, as a missing result does in bfcl-eval.
             result.correct = Some(false);
             if entry.multi_turn.is_some() && options.bfcl_style == bfcl::BfclStyle::Fc {
@@ -349,7 +377,6 @@ async fn evaluate_one<P: Policy>(
             }
         }
         Sample::Task(task) => {
-            result.group = Some(task.kind.name().to_string());
             let episode = episode_task(task);
             let seed = options.seed.wrapping_add(index as u64);
             match roller.run(policy, &episode, index as u64, seed).await {
@@ -558,6 +585,18 @@ pub fn summary_table(summary: &Value) -> String {
         get("samples"),
         get("failed")
     ));
+    if let Some(subset) = summary.get("subset") {
+        let per_group = match subset["limit_per_group"].as_u64() {
+            Some(n) => format!(", the first {n} of each group"),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "{:<24} {} of {} samples{per_group}: figures estimate the whole dataset's\n",
+            "subset",
+            get("samples"),
+            subset["of"]
+        ));
+    }
     if let Some(acc) = summary.get("accuracy").and_then(Value::as_object) {
         for (k, v) in acc {
             out.push_str(&format!(
@@ -648,4 +687,36 @@ fn open_results(dir: &Path, kept: &[SampleResult]) -> Result<(PathBuf, std::fs::
         .open(&path)
         .map_err(io)?;
     Ok((path, file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_per_group_takes_the_first_of_each_group_in_order() {
+        let dataset = crate::dataset::load("tasks", None).expect("tasks");
+        let picked = select(&dataset, Some(2), None);
+        let mut per_kind: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, s) in &picked {
+            per_kind
+                .entry(s.group().expect("kind"))
+                .or_default()
+                .push(*i);
+        }
+        assert_eq!(per_kind.len(), 5, "every kind: {per_kind:?}");
+        for (kind, indices) in &per_kind {
+            let first: Vec<usize> = dataset
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.group().as_deref() == Some(kind.as_str()))
+                .map(|(i, _)| i)
+                .take(2)
+                .collect();
+            assert_eq!(indices, &first, "{kind}");
+        }
+        assert!(picked.windows(2).all(|w| w[0].0 < w[1].0), "dataset order");
+        assert_eq!(select(&dataset, Some(2), Some(3)).len(), 3);
+        assert_eq!(select(&dataset, None, None).len(), dataset.len());
+    }
 }
