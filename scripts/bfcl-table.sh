@@ -40,7 +40,7 @@ for d in dirs:
         r = json.loads(line)
         counts.setdefault(d, {}).setdefault(r["group"], 0)
         counts[d][r["group"]] += 1
-aggregates = ["non_live", "live", "irrelevance_detection", "multi_turn"]
+aggregates = ["simple", "non_live", "live", "irrelevance_detection", "multi_turn"]
 keys = [k for k in summaries[0]["accuracy"] if k not in aggregates]
 keys += [k for k in aggregates if k in summaries[0]["accuracy"]]
 print("| category | entries | " + " | ".join(models) + " |")
