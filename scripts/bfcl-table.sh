@@ -34,19 +34,18 @@ args = sys.argv[1:]
 cut = args.index("--")
 models, dirs = args[:cut], args[cut + 1:]
 summaries = [json.load(open(f"{d}/summary.json")) for d in dirs]
+# Entries per category, from the first run (every run covers the same selection).
 counts = {}
-for d in dirs:
-    for line in open(f"{d}/results.jsonl"):
-        r = json.loads(line)
-        counts.setdefault(d, {}).setdefault(r["group"], 0)
-        counts[d][r["group"]] += 1
+for line in open(f"{dirs[0]}/results.jsonl"):
+    group = json.loads(line)["group"]
+    counts[group] = counts.get(group, 0) + 1
 aggregates = ["simple", "non_live", "live", "irrelevance_detection", "multi_turn"]
 keys = [k for k in summaries[0]["accuracy"] if k not in aggregates]
 keys += [k for k in aggregates if k in summaries[0]["accuracy"]]
 print("| category | entries | " + " | ".join(models) + " |")
 print("| --- | ---: | " + " | ".join("---:" for _ in models) + " |")
 for k in keys:
-    n = counts[dirs[0]].get(k, "")
+    n = counts.get(k, "")
     row = [f"{s['accuracy'].get(k, float('nan')):.2f}" for s in summaries]
     name = f"**{k}**" if k in aggregates else k
     print(f"| {name} | {n} | " + " | ".join(row) + " |")

@@ -263,15 +263,17 @@ fn multi_turn_ground_truth_scores_right_and_without_its_last_call_wrong() {
         String::from_utf8_lossy(&out.stderr)
     );
     let calls: HashMap<String, Vec<Vec<Value>>> = serde_json::from_slice(&out.stdout).unwrap();
+    let only = std::env::var("TOOLENV_BFCL_IDS").ok();
+    // TOOLENV_BFCL_IDS=id,id runs exactly those entries, whatever their category.
     let per_category = match std::env::var("TOOLENV_BFCL_ENTRIES").as_deref() {
+        _ if only.is_some() => None,
         Ok("all") => None,
         Ok(n) => Some(n.parse().expect("TOOLENV_BFCL_ENTRIES: a number or all")),
         Err(_) => Some(12),
     };
     let mut data = dataset::load("bfcl-multi-turn", None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(data.len(), 800);
-    // TOOLENV_BFCL_IDS=id,id runs only those entries.
-    if let Ok(ids) = std::env::var("TOOLENV_BFCL_IDS") {
+    if let Some(ids) = &only {
         let ids: Vec<&str> = ids.split(',').collect();
         data.samples.retain(|s| ids.contains(&s.id()));
     }
@@ -308,7 +310,7 @@ fn multi_turn_ground_truth_scores_right_and_without_its_last_call_wrong() {
             started.elapsed().as_secs_f64(),
             summary["accuracy"]
         );
-        if std::env::var("TOOLENV_BFCL_IDS").is_err() {
+        if only.is_none() {
             // The first `per_category` of each of the four categories.
             assert_eq!(results.len(), per_category.map_or(800, |n| 4 * n.min(200)));
         }
@@ -331,7 +333,7 @@ fn multi_turn_ground_truth_scores_right_and_without_its_last_call_wrong() {
                     .collect::<String>()
             );
         }
-        if per_category.is_none() {
+        if only.is_none() && per_category.is_none() {
             assert!(summary["accuracy"].get("multi_turn").is_some(), "{summary}");
         }
     }
