@@ -16,6 +16,7 @@ pub mod episode;
 pub mod eval;
 pub mod policy;
 pub mod registry;
+pub mod report;
 pub mod reward;
 pub mod rollout;
 pub mod sandbox;

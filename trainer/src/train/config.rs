@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use toolenv::reward::{Matching, RewardConfig, Weights};
 use toolenv::rollout::{PromptStyle, ToolListing};
 
-use crate::train::grpo::Schedule;
+use crate::train::grpo::{RewardScale, Schedule};
 
 /// Why the training configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -313,6 +313,9 @@ pub struct GrpoSection {
     pub kl_coef: f64,
     /// ε in the advantage's denominator.
     pub advantage_eps: f64,
+    /// How centred rewards become advantages: `group` (÷ the group's std, DeepSeekMath's
+    /// GRPO), `batch` (÷ the step's std) or `none` (Dr. GRPO: not scaled).
+    pub scale_rewards: RewardScale,
     /// Start from these weights instead of `[model] path` (e.g. the export of `trainer sft`);
     /// the tokenizer still comes from `[model] path` when the directory has none.
     pub start_from: Option<PathBuf>,
@@ -336,6 +339,7 @@ impl Default for GrpoSection {
             clip_high: 0.2,
             kl_coef: 0.0,
             advantage_eps: 1e-6,
+            scale_rewards: RewardScale::Group,
             start_from: None,
             frozen_layers: 0,
         }
@@ -366,6 +370,9 @@ pub struct SftSection {
     pub lr: f64,
     /// Longest sequence kept, in tokens (longer ones are skipped and counted).
     pub max_tokens: usize,
+    /// Bottom decoder layers (and the input embedding) kept fixed, as `[grpo] frozen_layers`
+    /// (0 = every layer learns).
+    pub frozen_layers: usize,
     /// Where the result is written (an HF directory under `<out>/model`).
     pub out: PathBuf,
 }
@@ -382,6 +389,7 @@ impl Default for SftSection {
             micro_batch_cells: 4_000_000,
             lr: 5e-5,
             max_tokens: 3072,
+            frozen_layers: 0,
             out: PathBuf::from("../runs/sft"),
         }
     }

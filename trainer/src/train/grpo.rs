@@ -1,4 +1,5 @@
-//! The GRPO objective as small pure functions: group-normalised advantages, the clipped
+//! The GRPO objective as small pure functions: group-normalised (or batch-scaled, or only
+//! centred) advantages, the clipped
 //! policy-ratio loss with an optional k3 KL penalty, the learning-rate schedule and global
 //! gradient-norm clipping. Everything here is plain arithmetic on numbers, pinned to the
 //! reference figures of `trainer/tests/reference/grpo_reference.py`; the training loop turns
@@ -19,32 +20,75 @@ pub struct GroupAdvantages {
     pub zero_spread: bool,
 }
 
+/// How a group's centred rewards `r_i - mean_g` are scaled into advantages (TRL's
+/// `scale_rewards`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RewardScale {
+    /// Divided by the group's standard deviation (DeepSeekMath's GRPO; the verl code ToolRL
+    /// trains with). A group whose rewards differ only a little, e.g. in the format term alone,
+    /// then pushes as hard as one whose answers differ.
+    Group,
+    /// Divided by the standard deviation of every reward of the step: groups keep their
+    /// relative spread, and the step its overall scale.
+    Batch,
+    /// Not scaled (Dr. GRPO, Liu et al. 2025): a completion's push is its reward's distance
+    /// from its group's mean, so the reward's weights say what matters.
+    None,
+}
+
 /// Group-normalised advantages, `A_i = (r_i - mean_g) / (std_g + ε)`.
 ///
 /// `std_g` is the sample standard deviation (Bessel's `n-1`, as `torch.std` and the verl code
 /// ToolRL trains with). A group of one completion has no spread: its advantage is 0.
 pub fn group_advantages(rewards: &[f64], eps: f64) -> GroupAdvantages {
+    centred(rewards, sample_std(rewards) + eps)
+}
+
+/// Advantages of a step's completions, laid out as consecutive groups of `group_size`, scaled
+/// as `scale` says (`ε` is added to every divisor).
+pub fn step_advantages(
+    rewards: &[f64],
+    group_size: usize,
+    scale: RewardScale,
+    eps: f64,
+) -> Vec<GroupAdvantages> {
+    let batch_std = sample_std(rewards);
+    rewards
+        .chunks(group_size.max(1))
+        .map(|group| match scale {
+            RewardScale::Group => group_advantages(group, eps),
+            RewardScale::Batch => centred(group, batch_std + eps),
+            RewardScale::None => centred(group, 1.0),
+        })
+        .collect()
+}
+
+/// `(r_i - mean) / divisor`, or all zeros when every reward is the same.
+fn centred(rewards: &[f64], divisor: f64) -> GroupAdvantages {
     let n = rewards.len();
-    if n < 2 {
-        return GroupAdvantages {
-            advantages: vec![0.0; n],
-            zero_spread: true,
-        };
-    }
-    let mean = rewards.iter().sum::<f64>() / n as f64;
-    let var = rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let std = var.sqrt();
     // Exactly equal rewards, not merely close ones: tiny real differences still rank completions.
-    let zero_spread = rewards.iter().all(|&r| r == rewards[0]);
+    let zero_spread = n < 2 || rewards.iter().all(|&r| r == rewards[0]);
     let advantages = if zero_spread {
         vec![0.0; n]
     } else {
-        rewards.iter().map(|r| (r - mean) / (std + eps)).collect()
+        let mean = rewards.iter().sum::<f64>() / n as f64;
+        rewards.iter().map(|r| (r - mean) / divisor).collect()
     };
     GroupAdvantages {
         advantages,
         zero_spread,
     }
+}
+
+/// Sample standard deviation (Bessel's `n-1`); 0 for fewer than two values.
+fn sample_std(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    (values.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
 }
 
 /// Clip range and KL settings of the objective.

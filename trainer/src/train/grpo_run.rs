@@ -305,9 +305,10 @@ impl GrpoRun {
         let mut skipped_sequences = 0;
         let mut zero_spread = 0;
         let mut total_targets = 0usize;
-        for (gi, group) in scored.chunks(g).enumerate() {
-            let rewards: Vec<f64> = group.iter().map(|s| s.reward).collect();
-            let adv = grpo::group_advantages(&rewards, cfg.grpo.advantage_eps);
+        let rewards: Vec<f64> = scored.iter().map(|s| s.reward).collect();
+        let advantages =
+            grpo::step_advantages(&rewards, g, cfg.grpo.scale_rewards, cfg.grpo.advantage_eps);
+        for (gi, (group, adv)) in scored.chunks(g).zip(&advantages).enumerate() {
             zero_spread += usize::from(adv.zero_spread);
             for (s, a) in group.iter().zip(&adv.advantages) {
                 for t in &s.sequences {
@@ -402,7 +403,6 @@ impl GrpoRun {
                 terms.entry(k.clone()).or_default().push(*v);
             }
         }
-        let rewards: Vec<f64> = scored.iter().map(|s| s.reward).collect();
         let (reward_mean, reward_std) = grpo::mean_std(&rewards);
         let judged: Vec<bool> = scored.iter().filter_map(|s| s.correct).collect();
         let tool_calls: usize = scored.iter().map(|s| s.tool_calls).sum();

@@ -217,7 +217,11 @@ pub fn run(config: &TrainConfig, steps: Option<u64>, progress: bool) -> Result<P
     let s = &config.sft;
     let out = s.out.clone();
     std::fs::create_dir_all(&out).map_err(|e| Error::io(out.clone(), e))?;
-    let loaded: LoadedModel = load(&config.model.path, DType::F32, &device)?;
+    let mut loaded: LoadedModel = load(&config.model.path, DType::F32, &device)?;
+    loaded
+        .model
+        .freeze_bottom_layers(s.frozen_layers)
+        .map_err(|e| Error::InvalidInput(format!("[sft] frozen_layers: {e}")))?;
     let examples = examples(config)?;
     let mut seqs = Vec::new();
     let mut skipped = 0;

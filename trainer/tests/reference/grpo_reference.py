@@ -43,6 +43,35 @@ groups = [
 ]
 adv_cases = [{"rewards": g, "eps": 1e-6, "advantages": advantages(g, 1e-6)} for g in groups]
 
+
+def sample_std(values):
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def step_advantages(rewards, group_size, scale, eps):
+    """TRL's scale_rewards: "group" (÷ the group's std), "batch" (÷ the std of every reward of
+    the step) or "none" (Dr. GRPO: centred only)."""
+    out = []
+    for i in range(0, len(rewards), group_size):
+        g = rewards[i:i + group_size]
+        if len(g) < 2 or all(r == g[0] for r in g):
+            out.append([0.0] * len(g))
+            continue
+        mean = sum(g) / len(g)
+        div = {"group": sample_std(g) + eps, "batch": sample_std(rewards) + eps, "none": 1.0}[scale]
+        out.append([(r - mean) / div for r in g])
+    return out
+
+
+step_rewards = [1.0, 0.0, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 1.25, 0.0, 1.0, 0.0]
+step_cases = [{"rewards": step_rewards, "group_size": 4, "scale": scale, "eps": 1e-6,
+               "advantages": step_advantages(step_rewards, 4, scale, 1e-6)}
+              for scale in ["group", "batch", "none"]]
+
 # Tokens of three completions: (new logprob, old logprob, ref logprob, completion index).
 tokens = [
     (-1.20, -1.00, -1.10, 0), (-0.30, -0.50, -0.35, 0), (-2.00, -2.40, -2.10, 0),
@@ -71,6 +100,7 @@ clip_cases = [{"norm": n, "max": m, "scale": 1.0 if m <= 0 else min(1.0, m / (n 
 
 print(json.dumps({
     "advantages": adv_cases,
+    "step_advantages": step_cases,
     "tokens": [{"new": n, "old": o, "ref": r, "completion": c} for n, o, r, c in tokens],
     "completion_advantages": adv,
     "loss": loss_cases,

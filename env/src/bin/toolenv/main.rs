@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", toolenv::report::error_chain(e.as_ref()));
             ExitCode::from(2)
         }
     }

@@ -279,7 +279,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("trainer: error: {e:#}");
+            eprintln!(
+                "trainer: error: {}",
+                toolenv::report::error_chain(e.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

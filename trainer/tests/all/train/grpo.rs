@@ -29,6 +29,25 @@ fn math_matches_the_reference_script() {
         }
         assert_eq!(got.zero_spread, want.iter().all(|&a| a == 0.0));
     }
+    for case in r["step_advantages"].as_array().unwrap() {
+        let rewards: Vec<f64> = serde_json::from_value(case["rewards"].clone()).unwrap();
+        let want: Vec<Vec<f64>> = serde_json::from_value(case["advantages"].clone()).unwrap();
+        let scale: grpo::RewardScale = serde_json::from_value(case["scale"].clone()).unwrap();
+        let got = grpo::step_advantages(
+            &rewards,
+            case["group_size"].as_u64().unwrap() as usize,
+            scale,
+            case["eps"].as_f64().unwrap(),
+        );
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.advantages.len(), w.len());
+            for (a, b) in g.advantages.iter().zip(w) {
+                assert!(close(*a, *b, 1e-12), "{scale:?}: {a} vs {b}");
+            }
+            assert_eq!(g.zero_spread, w.iter().all(|&a| a == 0.0));
+        }
+    }
     let adv: Vec<f64> = serde_json::from_value(r["completion_advantages"].clone()).unwrap();
     let tokens = r["tokens"].as_array().unwrap();
     for case in r["loss"].as_array().unwrap() {
