@@ -36,8 +36,9 @@ pub const CORRECTNESS_EQUALMAX: Range = Range::new(-1.0, 1.0);
 pub const LENGTH: Range = Range::new(0.0, 1.0);
 /// The step at which `twostage` switches.
 pub const TWOSTAGE_BOUNDARY: u64 = 30;
-/// Steps over which `schedule` moves the ranges.
-const SCHEDULE_STEPS: f64 = 150.0;
+/// Steps over which `schedule` moves the ranges (the reference's training length). A trainer
+/// that compresses the schedule onto a shorter run maps its steps onto these.
+pub const SCHEDULE_STEPS: u64 = 150;
 
 /// The format range at `step`.
 pub fn format_range(v: &Variant, step: u64) -> Range {
@@ -47,8 +48,8 @@ pub fn format_range(v: &Variant, step: u64) -> Range {
     }
     if v.schedule {
         let s = step as f64;
-        let hi = 2.0 - (2.0 - r.hi) * s / SCHEDULE_STEPS;
-        let lo = -2.0 + (2.0 + r.lo) * s / SCHEDULE_STEPS;
+        let hi = 2.0 - (2.0 - r.hi) * s / SCHEDULE_STEPS as f64;
+        let lo = -2.0 + (2.0 + r.lo) * s / SCHEDULE_STEPS as f64;
         r = Range::new(
             if lo > -1.0 { -1.0 } else { lo },
             if hi < 1.0 { 1.0 } else { hi },
@@ -69,8 +70,8 @@ pub fn correctness_range(v: &Variant, step: u64) -> Range {
     }
     if v.schedule {
         let s = step as f64;
-        let hi = (r.hi - 2.0) * s / SCHEDULE_STEPS + 2.0;
-        let lo = (r.lo + 2.0) * s / SCHEDULE_STEPS - 2.0;
+        let hi = (r.hi - 2.0) * s / SCHEDULE_STEPS as f64 + 2.0;
+        let lo = (r.lo + 2.0) * s / SCHEDULE_STEPS as f64 - 2.0;
         r = Range::new(
             if lo < -3.0 { -3.0 } else { lo },
             if hi > 3.0 { 3.0 } else { hi },

@@ -31,6 +31,16 @@ pub enum ConfigError {
         /// The parser's message.
         message: String,
     },
+    /// A `--set` override that is not `TABLE.KEY=VALUE` or names no table.
+    #[error("{}: --set {setting}: {message}", path.display())]
+    Override {
+        /// The file.
+        path: PathBuf,
+        /// The override as given.
+        setting: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A value out of its range.
     #[error("{}: [{table}] {key}: {message}", path.display())]
     Invalid {
@@ -101,6 +111,10 @@ pub struct TrainConfig {
     pub checkpoints: CheckpointSection,
     /// `[train]`.
     pub train: RunSection,
+    /// The TOML the run was configured by: the file's text, or with `--set` overrides the
+    /// file's tables with them applied. What a checkpoint keeps as `config.toml`.
+    #[serde(skip)]
+    pub text: String,
 }
 
 /// `[model]`: the model to train.
@@ -204,6 +218,11 @@ pub struct RewardSection {
     /// Names: `answer_exact_match`, `answer_normalized_match`, `tool_success_rate`,
     /// `mean_turn_format`, `mean_turn_correctness`. Every term is logged whatever its weight.
     pub terms: BTreeMap<String, f64>,
+    /// Compresses the step-scheduled variants (`schedule`, `twostage`, `schedlength`) onto a run
+    /// of this many steps: the rubric sees step `s` as `s × 150 / schedule_steps`, so the
+    /// paper's 150-step schedule runs its whole course in this run. 0 (the default): the
+    /// paper's step numbers, unscaled.
+    pub schedule_steps: u64,
 }
 
 /// The episode terms a `[reward.terms]` key may name.
@@ -227,6 +246,7 @@ impl Default for RewardSection {
                 ("mean_turn_format".to_string(), 0.5),
                 ("mean_turn_correctness".to_string(), 0.25),
             ]),
+            schedule_steps: 0,
         }
     }
 }
@@ -238,6 +258,14 @@ impl RewardSection {
             variant: self.variant.clone(),
             matching: self.matching,
             weights: self.weights,
+        }
+    }
+
+    /// The step the rubric sees at training step `step` (see `schedule_steps`).
+    pub fn rubric_step(&self, step: u64) -> u64 {
+        match self.schedule_steps {
+            0 => step,
+            n => step.saturating_mul(toolenv::reward::range::SCHEDULE_STEPS) / n,
         }
     }
 }
@@ -469,6 +497,34 @@ impl TrainConfig {
         Self::parse(path, &text)
     }
 
+    /// [`TrainConfig::read`] with `overrides`, each `TABLE.KEY=VALUE` (`reward.variant=coarse`,
+    /// `train.seed=1`, `rollout.temperature=0.6`), as verl's and Hydra's `key=value` arguments:
+    /// the value is TOML (a number, a boolean, a quoted string, an array) or else taken as a
+    /// string; paths in it are relative to the file, as in the file. Checked as the file is:
+    /// an unknown key or a wrong type is an error naming it.
+    pub fn read_with(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        if overrides.is_empty() {
+            return Self::read(path);
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // The file's own syntax, keys and types first, so their errors keep its line numbers; a
+        // value out of range may be what an override fixes.
+        if let Err(e @ ConfigError::Parse { .. }) = Self::parse(path, &text) {
+            return Err(e);
+        }
+        let merged = apply_overrides(path, &text, overrides)?;
+        Self::parse(path, &merged).map_err(|e| match e {
+            ConfigError::Parse { path, message } => ConfigError::Parse {
+                path,
+                message: format!("with the --set overrides: {message}"),
+            },
+            other => other,
+        })
+    }
+
     /// Parses `text` as if read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let file: File = toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -496,6 +552,7 @@ impl TrainConfig {
             eval: file.eval,
             checkpoints: file.checkpoints,
             train: file.train,
+            text: text.to_string(),
         };
         config.model.path = resolve(&config.model.path);
         config.grpo.start_from = config.grpo.start_from.as_deref().map(resolve);
@@ -615,9 +672,64 @@ impl TrainConfig {
     }
 }
 
+/// The TOML of `text` with each `TABLE.KEY=VALUE` of `overrides` set (see
+/// [`TrainConfig::read_with`]), headed by a comment naming the file and the overrides (the
+/// file's own comments do not survive).
+pub fn apply_overrides(
+    path: &Path,
+    text: &str,
+    overrides: &[String],
+) -> Result<String, ConfigError> {
+    let mut doc: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    for setting in overrides {
+        let bad = |message: &str| ConfigError::Override {
+            path: path.to_path_buf(),
+            setting: setting.clone(),
+            message: message.to_string(),
+        };
+        let (key, raw) = setting
+            .split_once('=')
+            .ok_or_else(|| bad("expected TABLE.KEY=VALUE"))?;
+        let names: Vec<&str> = key.trim().split('.').map(str::trim).collect();
+        let (last, tables) = names.split_last().expect("split yields at least one part");
+        if tables.is_empty() || names.iter().any(|n| n.is_empty()) {
+            return Err(bad(
+                "expected TABLE.KEY=VALUE (a key inside a table, e.g. reward.variant)",
+            ));
+        }
+        let mut table = &mut doc;
+        for name in tables {
+            table = table
+                .entry(name.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| bad(&format!("{name} is a value, not a table")))?;
+        }
+        let raw = raw.trim();
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        table.insert(last.to_string(), value);
+    }
+    let body = toml::to_string(&doc).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(format!(
+        "# {} with --set {}\n{body}",
+        path.display(),
+        overrides.join(" --set ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use toolenv::reward::Rubric;
 
     #[test]
     fn defaults_parse_and_paths_resolve() {
@@ -651,5 +763,59 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("lr"), "{e}");
+    }
+
+    #[test]
+    fn overrides_set_typed_values_and_name_bad_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[reward]\nvariant = \"default\"\n[train]\nseed = 0\n",
+        )
+        .unwrap();
+        let set = |s: &[&str]| {
+            TrainConfig::read_with(&path, &s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        let c = set(&["reward.variant=coarse", "train.seed=3", "grpo.steps = 5"]).unwrap();
+        assert_eq!(
+            (c.reward.variant.as_str(), c.train.seed, c.grpo.steps),
+            ("coarse", 3, 5)
+        );
+        assert!(c.text.contains("--set reward.variant=coarse"), "{}", c.text);
+        assert_eq!(TrainConfig::parse(&path, &c.text).unwrap().train.seed, 3);
+        for (bad, says) in [
+            (&["train.sede=1"][..], "sede"),
+            (&["train.seed=\"one\""][..], "seed"),
+            (&["seed=1"][..], "TABLE.KEY=VALUE"),
+            (&["train.seed"][..], "TABLE.KEY=VALUE"),
+            (&["train.seed.x=1"][..], "not a table"),
+            (&["reward.variant=fancy"][..], "fancy"),
+        ] {
+            let e = set(bad).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains("c.toml"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn schedule_steps_compress_the_papers_schedule_onto_the_run() {
+        let paper = TrainConfig::parse(Path::new("c.toml"), "").unwrap().reward;
+        assert_eq!(paper.rubric_step(7), 7);
+        let short = TrainConfig::parse(Path::new("c.toml"), "[reward]\nschedule_steps = 8\n")
+            .unwrap()
+            .reward;
+        assert_eq!(
+            (0..=8).map(|s| short.rubric_step(s)).collect::<Vec<_>>(),
+            [0, 18, 37, 56, 75, 93, 112, 131, 150]
+        );
+        // A scheduled rubric at the run's last step sees the schedule's end.
+        let rubric = Rubric::new(&RewardConfig {
+            variant: "schedule".into(),
+            ..RewardConfig::default()
+        })
+        .unwrap();
+        let truth = toolenv::reward::GroundTruth::parse("<response>hi</response>").unwrap();
+        let end = rubric.score("nothing", &truth, short.rubric_step(8));
+        assert_eq!(end.format, -1.0, "the format range has shrunk to [-1, 1]");
     }
 }

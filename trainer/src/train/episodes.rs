@@ -14,6 +14,7 @@ use toolenv::dataset::{Dataset, Sample, Task};
 use toolenv::eval::{episode_task, reference_turns};
 use toolenv::policy::{Policy, TurnRequest};
 use toolenv::reward::episode::answers_match;
+use toolenv::reward::range::{CORRECTNESS, FORMAT};
 use toolenv::reward::{GroundTruth, Rubric};
 use toolenv::rollout::{score_trajectory, Roller, TokenSequence};
 
@@ -106,7 +107,8 @@ pub struct Scored {
     /// Every reward term by name that measured something (logged; a rate over zero events,
     /// such as `tool_success_rate` without a call, is absent).
     pub terms: BTreeMap<String, f64>,
-    /// Whether the final answer was right (executable tasks).
+    /// Whether the final answer was right (executable tasks), or the calls fully right
+    /// (ToolRL samples: see [`calls_fully_right`]).
     pub correct: Option<bool>,
     /// The task's kind (executable tasks), for accuracy per kind.
     pub kind: Option<&'static str>,
@@ -137,6 +139,19 @@ pub struct Scorer {
     pub terms: BTreeMap<String, f64>,
     /// Step passed to scheduled reward variants.
     pub step: u64,
+}
+
+impl Scorer {
+    /// The scorer of held-out evaluations: the run's episode terms with the paper's default
+    /// rubric at step 0, whatever the run's variant and step, so that evaluations of runs with
+    /// different variants, and of one scheduled run at different steps, measure the same thing.
+    pub fn held_out(terms: BTreeMap<String, f64>) -> Self {
+        Scorer {
+            rubric: Rubric::default(),
+            terms,
+            step: 0,
+        }
+    }
 }
 
 /// Runs `copies` episodes of each prompt, all in one lockstep round, and scores them. Episode
@@ -236,6 +251,7 @@ async fn run_one(
                     let started = std::time::Instant::now();
                     let s = scorer.rubric.score(&turn.text, truth, scorer.step);
                     scored.reward = s.total;
+                    scored.correct = Some(calls_fully_right(&turn.text, truth));
                     scored.terms = BTreeMap::from([
                         ("total".to_string(), s.total),
                         ("format".to_string(), s.format),
@@ -264,17 +280,28 @@ async fn run_one(
     scored
 }
 
+/// Whether a ToolRL completion is exactly right: the paper's default rubric gives it full format
+/// and full correctness (every expected call, by name, parameter names and values, and no other
+/// call; no call where none is expected). Judged by the default rubric whatever the run's
+/// variant, so runs of different variants are compared on one measure.
+pub fn calls_fully_right(text: &str, truth: &GroundTruth) -> bool {
+    let s = Rubric::default().score(text, truth, 0);
+    s.format == FORMAT.hi && s.correctness == CORRECTNESS.hi
+}
+
 /// Held-out figures of one evaluation pass.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EvalFigures {
     /// Samples evaluated.
     pub samples: usize,
-    /// Answer accuracy in percent (executable tasks only).
+    /// Accuracy in percent: answers right (executable tasks) or calls fully right (ToolRL
+    /// samples, [`calls_fully_right`]).
     pub accuracy: Option<f64>,
     /// Answer accuracy in percent per task kind (executable tasks only).
     #[serde(default)]
     pub accuracy_by_kind: BTreeMap<String, f64>,
-    /// Mean training reward.
+    /// Mean reward: the training reward during training; in held-out evaluations, scored by
+    /// the paper's default rubric at step 0 (see [`Scorer::held_out`]).
     pub mean_reward: f64,
     /// Mean of every term over the episodes where it measured something (a term that measured
     /// nothing anywhere is absent).
@@ -315,5 +342,28 @@ pub fn figures(scored: &[Scored]) -> EvalFigures {
             .map(|(k, (sum, count))| (k, sum / count as f64))
             .collect(),
         errors: scored.iter().filter(|s| s.error.is_some()).count(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_fully_right_takes_only_the_exact_calls() {
+        let truth = GroundTruth::parse(
+            "<think>x</think>\n<tool_call>\n{\"name\": \"f\", \"parameters\": {\"a\": 1}}\n</tool_call>",
+        )
+        .unwrap();
+        let exact = "<think>y</think>\n<tool_call>\n{\"name\": \"f\", \"parameters\": {\"a\": 1}}\n</tool_call>";
+        assert!(calls_fully_right(exact, &truth));
+        for near in [
+            // A wrong value, an extra call, no think block.
+            "<think>y</think>\n<tool_call>\n{\"name\": \"f\", \"parameters\": {\"a\": 2}}\n</tool_call>",
+            "<think>y</think>\n<tool_call>\n{\"name\": \"f\", \"parameters\": {\"a\": 1}}\n{\"name\": \"g\", \"parameters\": {}}\n</tool_call>",
+            "<tool_call>\n{\"name\": \"f\", \"parameters\": {\"a\": 1}}\n</tool_call>",
+        ] {
+            assert!(!calls_fully_right(near, &truth), "{near}");
+        }
     }
 }

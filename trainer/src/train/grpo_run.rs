@@ -76,8 +76,7 @@ impl GrpoRun {
     /// data and the model (or the latest checkpoint with `resume`).
     pub fn new(config: TrainConfig, options: &RunOptions) -> Result<Self> {
         super::sft::ensure_warm_start(&config, options.progress)?;
-        let config_text =
-            std::fs::read_to_string(&config.path).map_err(|e| Error::io(config.path.clone(), e))?;
+        let config_text = config.text.clone();
         let device = super::device(&config)?;
         let out = options.out.clone().unwrap_or(config.train.out.clone());
         let total_steps = options.steps.unwrap_or(config.grpo.steps);
@@ -239,11 +238,7 @@ impl GrpoRun {
     /// Evaluates the held-out prompts greedily (one episode each).
     pub fn evaluate(&self) -> EvalFigures {
         let policy = self.policy(0.0, self.config.train.seed);
-        let scorer = Scorer {
-            rubric: self.rubric.clone(),
-            terms: self.config.reward.terms.clone(),
-            step: self.step,
-        };
+        let scorer = Scorer::held_out(self.config.reward.terms.clone());
         let prompts: Vec<&Prompt> = self.eval_prompts.iter().collect();
         let mut scored = self.runtime.block_on(episodes::run_episodes(
             &policy,
@@ -271,7 +266,7 @@ impl GrpoRun {
         let scorer = Scorer {
             rubric: self.rubric.clone(),
             terms: cfg.reward.terms.clone(),
-            step,
+            step: cfg.reward.rubric_step(step),
         };
         let rollout_started = Instant::now();
         let mut scored = self.runtime.block_on(episodes::run_episodes(

@@ -1,7 +1,8 @@
 //! PNG plots of a run (plotters, bitmap backend): `plots/training.png` with the training
 //! reward (mean ± std band as lines) and each reward term per step on top, and the held-out
 //! accuracy and mean reward of every evaluation below. Redrawn from `metrics.jsonl` and
-//! `eval.jsonl`, so a resumed run plots its whole history.
+//! `eval.jsonl`, so a resumed run plots its whole history. [`plot_compare`] draws several runs
+//! side by side (`trainer plot`): an ablation's or a seed sweep's curves.
 //!
 //! Text needs a TrueType font. None is bundled: the first of `TRAINER_PLOT_FONT` and a few
 //! usual system paths that exists is used; without one the plot is drawn without text (and a
@@ -107,14 +108,75 @@ fn draw(
     train: &BTreeMap<String, Series>,
     held: &BTreeMap<String, Series>,
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    draw_panels(
+        path,
+        &[
+            ("training reward per step", train),
+            ("held-out evaluation", held),
+        ],
+    )
+}
+
+/// Draws `panels` one above the other, each a titled set of named lines.
+fn draw_panels(
+    path: &Path,
+    panels: &[(&str, &BTreeMap<String, Series>)],
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let text = font_ready();
-    let root = BitMapBackend::new(path, (1000, 800)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1000, 400 * panels.len() as u32)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (top, bottom) = root.split_vertically(400);
-    panel(&top, "training reward per step", train, text)?;
-    panel(&bottom, "held-out evaluation", held, text)?;
+    for (area, (title, series)) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
+        panel(area, title, series, text)?;
+    }
     root.present()?;
     Ok(())
+}
+
+/// Draws runs side by side into `path`: held-out accuracy, held-out mean reward and the
+/// training reward against the step, one line per run (`(label, run directory)`), from each
+/// run's `eval.jsonl` and `metrics.jsonl`.
+pub fn plot_compare(runs: &[(String, std::path::PathBuf)], path: &Path) -> Result<()> {
+    let (mut accuracy, mut held, mut train) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    for (label, dir) in runs {
+        let evals = read_lines(&dir.join("eval.jsonl"))?;
+        let metrics = read_lines(&dir.join("metrics.jsonl"))?;
+        if evals.is_empty() && metrics.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "plot: {} has neither eval.jsonl nor metrics.jsonl",
+                dir.display()
+            )));
+        }
+        let at = |lines: &[Value], field: &dyn Fn(&Value) -> Option<f64>| -> Series {
+            lines
+                .iter()
+                .filter_map(|l| Some((l["step"].as_f64()?, field(l)?)))
+                .collect()
+        };
+        accuracy.insert(
+            label.clone(),
+            at(&evals, &|e| e["eval"]["accuracy"].as_f64()),
+        );
+        held.insert(
+            label.clone(),
+            at(&evals, &|e| e["eval"]["mean_reward"].as_f64()),
+        );
+        train.insert(
+            label.clone(),
+            at(&metrics, &|m| m["reward"]["mean"].as_f64()),
+        );
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    draw_panels(
+        path,
+        &[
+            ("held-out accuracy (%)", &accuracy),
+            ("held-out mean reward", &held),
+            ("training reward per step", &train),
+        ],
+    )
+    .map_err(plot_error)
 }
 
 fn panel(

@@ -1,8 +1,9 @@
 //! The before/after table of a run: its first held-out evaluation (the warm start, at step 0)
 //! beside its last, read back from `<out>/eval.jsonl`, so a resumed run reports the whole run.
-//! Rows: answer accuracy overall and per task kind, the mean training reward and each reward
-//! term. A figure an evaluation does not have (accuracy of ToolRL samples, a kind absent from
-//! one side) is shown as `-`, never as a number.
+//! Rows: accuracy overall (answers right for executable tasks, calls fully right for ToolRL
+//! samples) and per task kind, the mean reward and each reward term. A figure an evaluation does
+//! not have (a kind absent from one side, a term that measured nothing) is shown as `-`, never as
+//! a number.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -40,7 +41,7 @@ pub fn read_evals(out: &Path) -> Result<Vec<EvalLine>> {
 pub fn before_after_table(first: &EvalLine, last: &EvalLine) -> String {
     let (a, b) = (&first.eval, &last.eval);
     let mut rows: Vec<(String, Option<f64>, Option<f64>, bool)> =
-        vec![("answer accuracy".into(), a.accuracy, b.accuracy, true)];
+        vec![("accuracy".into(), a.accuracy, b.accuracy, true)];
     let kinds: BTreeSet<&String> = a
         .accuracy_by_kind
         .keys()
@@ -101,6 +102,41 @@ pub fn before_after_table(first: &EvalLine, last: &EvalLine) -> String {
     table
 }
 
+/// A markdown table of every evaluation of several runs (`(label, evaluations)`): one row per
+/// run and step, with accuracy, mean reward and each term any of them measured (`-` where one
+/// did not).
+pub fn evals_markdown(runs: &[(String, Vec<EvalLine>)]) -> String {
+    let terms: BTreeSet<&String> = runs
+        .iter()
+        .flat_map(|(_, evals)| evals.iter().flat_map(|e| e.eval.terms.keys()))
+        .collect();
+    let mut out = String::from("| run | step | accuracy | mean reward |");
+    for t in &terms {
+        out += &format!(" {t} |");
+    }
+    out += "\n| --- | ---: | ---: | ---: |";
+    out += &" ---: |".repeat(terms.len());
+    out += "\n";
+    for (label, evals) in runs {
+        for e in evals {
+            let f = &e.eval;
+            let accuracy = f.accuracy.map_or("-".into(), |a| format!("{a:.2}%"));
+            out += &format!(
+                "| {label} | {} | {accuracy} | {:.4} |",
+                e.step, f.mean_reward
+            );
+            for t in &terms {
+                out += &f
+                    .terms
+                    .get(*t)
+                    .map_or(" - |".into(), |v| format!(" {v:.4} |"));
+            }
+            out += "\n";
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,7 +172,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert!(table.contains("warm start (step 0)") && table.contains("final (step 4)"));
-        assert_eq!(row("answer accuracy"), ["+25.00", "50.00%", "25.00%"]);
+        assert_eq!(row("accuracy"), ["+25.00", "50.00%", "25.00%"]);
         assert_eq!(row("arithmetic"), ["+50.00", "100.00%", "50.00%"]);
         // A kind the final evaluation did not have is absent there, not 0.
         assert_eq!(row("search"), ["-", "-", "0.00%"]);
@@ -148,6 +184,25 @@ mod tests {
         // Without an evaluation at step 0 the first column is not called the warm start.
         let later = before_after_table(&line(2, 25.0, &[], 0.25), &last);
         assert!(later.contains("first eval (step 2)") && !later.contains("warm start"));
+    }
+
+    #[test]
+    fn the_markdown_lists_every_run_and_step_with_absent_terms_as_dashes() {
+        let mut other = line(4, 50.0, &[], 0.5);
+        other.eval.terms = BTreeMap::from([("format".to_string(), 0.75)]);
+        other.eval.accuracy = None;
+        let md = evals_markdown(&[
+            ("a".into(), vec![line(0, 25.0, &[], 0.25)]),
+            ("b".into(), vec![other]),
+        ]);
+        let rows: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            rows[0],
+            "| run | step | accuracy | mean reward | answer_normalized_match | format |"
+        );
+        assert_eq!(rows[2], "| a | 0 | 25.00% | 0.2500 | 0.2500 | - |");
+        assert_eq!(rows[3], "| b | 4 | - | 0.5000 | - | 0.7500 |");
+        assert_eq!(rows.len(), 4);
     }
 
     #[test]

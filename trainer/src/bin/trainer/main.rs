@@ -87,6 +87,10 @@ enum Command {
         /// Continue from the latest checkpoint in the output directory.
         #[arg(long)]
         resume: bool,
+        /// Override one key of the file, `TABLE.KEY=VALUE` (repeatable): `--set
+        /// reward.variant=coarse --set train.seed=1`.
+        #[arg(long = "set", value_name = "TABLE.KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// Supervised warm start on `[sft] data` (loss on completion tokens only); writes a Hugging
     /// Face directory `<[sft] out>/model` that `[grpo] start_from` can name.
@@ -97,6 +101,20 @@ enum Command {
         /// Optimizer steps (overrides `[sft] steps`).
         #[arg(long)]
         steps: Option<u64>,
+        /// Override one key of the file, `TABLE.KEY=VALUE` (repeatable), as `trainer grpo --set`.
+        #[arg(long = "set", value_name = "TABLE.KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Draw runs side by side (held-out accuracy, held-out mean reward, training reward against
+    /// the step) into one PNG and print their evaluations as a markdown table: an ablation's or
+    /// a seed sweep's comparison.
+    Plot {
+        /// A run, `LABEL=DIR` (a `trainer grpo` output directory); repeat for each.
+        #[arg(long = "run", value_name = "LABEL=DIR", required = true)]
+        runs: Vec<String>,
+        /// The PNG to write.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Print `{"tokens": [...], "logprobs": [null, ...]}` for a text file, tokenized as is.
     Logprobs {
@@ -215,8 +233,9 @@ fn run(cli: Cli) -> Result<()> {
             steps,
             out,
             resume,
+            overrides,
         } => {
-            let config = trainer::train::TrainConfig::read(&env)?;
+            let config = trainer::train::TrainConfig::read_with(&env, &overrides)?;
             if config.train.device == "cuda" && !cfg!(feature = "cuda") {
                 bail!("[train] device = \"cuda\" needs a build with `--features cuda`");
             }
@@ -238,13 +257,33 @@ fn run(cli: Cli) -> Result<()> {
             println!("model: {}", run.out().join("model").display());
             println!("plots: {}", run.out().join("plots/training.png").display());
         }
-        Command::Sft { env, steps } => {
-            let config = trainer::train::TrainConfig::read(&env)?;
+        Command::Sft {
+            env,
+            steps,
+            overrides,
+        } => {
+            let config = trainer::train::TrainConfig::read_with(&env, &overrides)?;
             if config.train.device == "cuda" && !cfg!(feature = "cuda") {
                 bail!("[train] device = \"cuda\" needs a build with `--features cuda`");
             }
             let dir = trainer::train::sft::run(&config, steps, true)?;
             println!("model: {}", dir.display());
+        }
+        Command::Plot { runs, out } => {
+            let mut named = Vec::new();
+            for run in &runs {
+                let Some((label, dir)) = run.split_once('=') else {
+                    bail!("--run {run}: expected LABEL=DIR");
+                };
+                named.push((label.to_string(), PathBuf::from(dir)));
+            }
+            let mut evals = Vec::new();
+            for (label, dir) in &named {
+                evals.push((label.clone(), trainer::train::report::read_evals(dir)?));
+            }
+            trainer::train::plot::plot_compare(&named, &out)?;
+            print!("{}", trainer::train::report::evals_markdown(&evals));
+            println!("plot: {}", out.display());
         }
         Command::Logprobs { model, text_file } => {
             let dev = device(model.device)?;
