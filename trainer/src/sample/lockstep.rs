@@ -83,6 +83,8 @@ struct Shared {
 struct Carried {
     /// The episode's keys and values so far.
     cache: KvCache,
+    /// The tokens they hold.
+    fed: Vec<u32>,
     /// What to feed after them: the unfed sampled token, then `context`.
     new: Vec<u32>,
     /// The turn's context tokens.
@@ -95,6 +97,8 @@ struct Memory {
     messages: Vec<Message>,
     /// Keys and values of every token fed so far.
     cache: KvCache,
+    /// Those tokens.
+    fed: Vec<u32>,
     /// Sampled tokens not yet fed (the last one of the reply).
     unfed: Vec<u32>,
 }
@@ -116,6 +120,8 @@ struct Pending {
     /// What to feed: after `cache` when there is one, else the whole prompt.
     new: Vec<u32>,
     cache: Option<KvCache>,
+    /// The tokens `cache` holds (empty without one).
+    fed: Vec<u32>,
     /// The turn's `context` (the whole prompt on a restart).
     context: Vec<u32>,
     restart: bool,
@@ -212,9 +218,9 @@ impl Policy for BatchedPolicy {
             None => None,
         };
         let restart = carried.is_none();
-        let (new, cache, context) = match carried {
-            Some(c) => (c.new, Some(c.cache), c.context),
-            None => (prompt.clone(), None, prompt.clone()),
+        let (new, cache, fed, context) = match carried {
+            Some(c) => (c.new, Some(c.cache), c.fed, c.context),
+            None => (prompt.clone(), None, Vec::new(), prompt.clone()),
         };
         if restart && !first {
             lock(&self.shared.stats).restarts += 1;
@@ -234,6 +240,7 @@ impl Policy for BatchedPolicy {
                 messages,
                 new,
                 cache,
+                fed,
                 context,
                 restart,
                 max_new_tokens: request.max_new_tokens as usize,
@@ -273,6 +280,7 @@ impl BatchedPolicy {
         }
         Ok(Some(Carried {
             cache: memory.cache,
+            fed: memory.fed,
             new,
             context,
         }))
@@ -294,10 +302,16 @@ fn launch_if_ready(shared: &Arc<Shared>, state: &mut State) {
 fn sample(shared: &Shared, batch: Vec<Pending>) {
     for mut chunk in chunks(batch, shared.max_batch) {
         let started = Instant::now();
+        // What each row's cache will hold before its generated tokens.
+        let fed_before: Vec<Vec<u32>> = chunk
+            .iter()
+            .map(|p| [&p.fed[..], &p.new[..]].concat())
+            .collect();
         let rows: Vec<Continuation> = chunk
             .iter_mut()
             .map(|p| Continuation {
                 cache: p.cache.take(),
+                fed: std::mem::take(&mut p.fed),
                 new: std::mem::take(&mut p.new),
                 seed: row_seed(
                     row_seed(shared.params.seed, p.episode),
@@ -322,8 +336,11 @@ fn sample(shared: &Shared, batch: Vec<Pending>) {
                 stats.batches += 1;
                 stats.seconds += seconds;
                 stats.prefilled_tokens += done.prefilled as u64;
-                for ((pending, g), cache) in
-                    chunk.into_iter().zip(done.generations).zip(done.caches)
+                for (((pending, g), cache), mut fed) in chunk
+                    .into_iter()
+                    .zip(done.generations)
+                    .zip(done.caches)
+                    .zip(fed_before)
                 {
                     stats.turns += 1;
                     stats.generated_tokens += g.tokens.len() as u64;
@@ -342,6 +359,11 @@ fn sample(shared: &Shared, batch: Vec<Pending>) {
                         Memory {
                             messages,
                             cache,
+                            fed: {
+                                // Every generated token but the last, which is fed next turn.
+                                fed.extend(&g.tokens[..g.tokens.len().saturating_sub(1)]);
+                                fed
+                            },
                             unfed: g.tokens.last().copied().into_iter().collect(),
                         },
                     );

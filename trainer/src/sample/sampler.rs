@@ -147,6 +147,7 @@ pub fn generate_rows_cached(
         .iter()
         .map(|r| Continuation {
             cache: None,
+            fed: Vec::new(),
             new: r.prompt.clone(),
             seed: r.seed,
             max_new_tokens: r.max_new_tokens,
@@ -161,6 +162,10 @@ pub struct Continuation {
     /// Batch-1 keys and values of every token the row has fed so far (positions `0..len`), or
     /// `None` for a fresh prompt.
     pub cache: Option<KvCache>,
+    /// The tokens `cache` holds, in order (empty for a fresh prompt). Rows that have fed the
+    /// same tokens and feed the same `new` ones (episodes that have sampled alike so far) are
+    /// prefilled once, as a prefix cache would.
+    pub fed: Vec<u32>,
     /// The tokens to feed before generating: a fresh prompt, or what is new since the cache
     /// (the last token sampled, the observation, the next turn's header). Never empty.
     pub new: Vec<u32>,
@@ -210,6 +215,17 @@ pub fn generate_continuations(
     if rows.iter().any(|r| r.new.is_empty()) {
         return Err(Error::InvalidInput("empty prompt".into()));
     }
+    if let Some((i, r)) = rows
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.fed.len() != r.cache.as_ref().map_or(0, KvCache::len))
+    {
+        return Err(Error::InvalidInput(format!(
+            "row {i}: its cache holds {} tokens but {} fed tokens are given",
+            r.cache.as_ref().map_or(0, KvCache::len),
+            r.fed.len()
+        )));
+    }
     let vocab = model.config().vocab_size as u32;
     if let Some(bad) = rows.iter().flat_map(|r| &r.new).find(|&&id| id >= vocab) {
         return Err(Error::InvalidInput(format!(
@@ -257,19 +273,22 @@ pub fn generate_continuations(
         }
     }
 
-    // Each row prefilled alone after what it already has; identical fresh prompts once.
+    // Each row prefilled alone after what it already has; rows with the same tokens fed and to
+    // feed (the copies of a fresh prompt, episodes that sampled alike) once.
     let mut caches: Vec<KvCache> = Vec::with_capacity(b);
     let mut last: Vec<Tensor> = Vec::with_capacity(b);
-    let mut done: Vec<(usize, usize)> = Vec::new();
+    let mut done: Vec<usize> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        if r.cache.is_none() {
-            if let Some(&(_, j)) = done.iter().find(|(d, _)| rows[*d].new == r.new) {
-                caches.push(caches[j].clone());
-                last.push(last[j].clone());
-                continue;
-            }
-            done.push((i, caches.len()));
+        let same = |d: &&usize| {
+            let o = &rows[**d];
+            o.cache.is_some() == r.cache.is_some() && o.fed == r.fed && o.new == r.new
+        };
+        if let Some(&j) = done.iter().find(same) {
+            caches.push(caches[j].clone());
+            last.push(last[j].clone());
+            continue;
         }
+        done.push(i);
         let (mut cache, from) = match &r.cache {
             Some(c) => (c.clone(), 0),
             None => (base.clone(), shared),
