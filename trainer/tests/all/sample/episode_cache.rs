@@ -170,7 +170,10 @@ fn episodes_that_sampled_alike_prefill_their_next_turn_once() {
     ];
     let mut conversations = vec![start.clone(), start.clone(), start];
     let first = turn(&runtime, &policy, &conversations);
-    assert!(first.iter().all(|t| t.text == first[0].text), "greedy copies agree");
+    assert!(
+        first.iter().all(|t| t.text == first[0].text),
+        "greedy copies agree"
+    );
     // Episodes 0 and 1 see the same observation, episode 2 another.
     let same = r#"<obs> [{"name": "calculator", "results": {"value": 391}}] </obs>"#;
     let other = r#"<obs> [{"name": "calculator", "results": {"value": 392}}] </obs>"#;
@@ -182,11 +185,17 @@ fn episodes_that_sampled_alike_prefill_their_next_turn_once() {
     let second = turn(&runtime, &policy, &conversations);
     let stats = policy.take_stats();
     let context = |t: &PolicyTurn| t.tokens.as_ref().unwrap().context.len() as u64;
-    assert_eq!(second[0].tokens, second[1].tokens, "the shared prefill samples the same");
+    assert_eq!(
+        second[0].tokens, second[1].tokens,
+        "the shared prefill samples the same"
+    );
     // Episode 1 reuses episode 0's prefill; each fed row adds its last sampled token.
     assert_eq!(
         stats.prefilled_tokens,
         context(&second[0]) + 1 + context(&second[2]) + 1
     );
-    assert_eq!(stats.context_tokens, (0..3).map(|i| context(&second[i])).sum::<u64>());
+    assert_eq!(
+        stats.context_tokens,
+        (0..3).map(|i| context(&second[i])).sum::<u64>()
+    );
 }
