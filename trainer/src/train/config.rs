@@ -490,11 +490,7 @@ impl Default for RunSection {
 impl TrainConfig {
     /// Reads and checks the training tables of `path`.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(path, &text)
+        Self::read_with(path, &[])
     }
 
     /// [`TrainConfig::read`] with `overrides`, each `TABLE.KEY=VALUE` (`reward.variant=coarse`,
@@ -503,13 +499,13 @@ impl TrainConfig {
     /// string; paths in it are relative to the file, as in the file. Checked as the file is:
     /// an unknown key or a wrong type is an error naming it.
     pub fn read_with(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
-        if overrides.is_empty() {
-            return Self::read(path);
-        }
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        if overrides.is_empty() {
+            return Self::parse(path, &text);
+        }
         // The file's own syntax, keys and types first, so their errors keep its line numbers; a
         // value out of range may be what an override fixes.
         if let Err(e @ ConfigError::Parse { .. }) = Self::parse(path, &text) {
