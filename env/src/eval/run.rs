@@ -19,7 +19,7 @@ use crate::policy::{Policy, TurnRequest};
 use crate::reward::episode::answers_match;
 use crate::reward::{GroundTruth, Rubric};
 use crate::rollout::{score_trajectory, system_prompt, EpisodeTask, Roller, Trajectory};
-use crate::tir::render_turn;
+use crate::tir::{render_turn, ToolCall};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -468,12 +468,33 @@ pub fn reference_turns(task: &Task) -> Vec<GroundTruth> {
         .collect()
 }
 
-/// The assistant turns that solve `task`: its solution's calls, then the answer.
+/// The assistant turns that solve `task`: its solution's calls, then the answer. Each call
+/// turn's thought names its tools and what follows them (the next turn's tools, or the answer),
+/// so whether to call again after an observation is decided while reading the question and read
+/// back from the model's own last thought: with one fixed thought for every call turn the only
+/// cue was the observation, and the warm start answered after the first one on every task.
 pub fn solution_script(task: &Task) -> Vec<String> {
+    let tools = |calls: &[ToolCall]| {
+        let mut names: Vec<&str> = Vec::new();
+        for call in calls {
+            if !names.contains(&call.name.as_str()) {
+                names.push(&call.name);
+            }
+        }
+        names.join(" and ")
+    };
     let mut turns: Vec<String> = task
         .solution
         .iter()
-        .map(|calls| render_turn("I will call the tools.", calls, None))
+        .enumerate()
+        .map(|(i, calls)| {
+            let next = task
+                .solution
+                .get(i + 1)
+                .map_or_else(|| "answer".to_string(), |c| tools(c));
+            let think = format!("I will call {}, then {next}.", tools(calls));
+            render_turn(&think, calls, None)
+        })
         .collect();
     turns.push(render_turn(
         "I have what I need.",
@@ -718,5 +739,30 @@ mod tests {
         assert!(picked.windows(2).all(|w| w[0].0 < w[1].0), "dataset order");
         assert_eq!(select(&dataset, Some(2), Some(3)).len(), 3);
         assert_eq!(select(&dataset, None, None).len(), dataset.len());
+    }
+
+    #[test]
+    fn solution_thoughts_name_each_turns_tools_and_what_follows() {
+        let dataset = crate::dataset::load("tasks", None).expect("tasks");
+        let task = |id: &str| dataset.tasks().find(|t| t.id == id).expect(id);
+        let thoughts = |id: &str| -> Vec<String> {
+            solution_script(task(id))
+                .iter()
+                .map(|turn| crate::tir::parse_turn(turn).think.unwrap_or_default())
+                .collect()
+        };
+        assert_eq!(
+            thoughts("multi-0001"),
+            [
+                "I will call search, then unit_convert.",
+                "I will call unit_convert, then answer.",
+                "I have what I need.",
+            ]
+        );
+        // A turn of two kv_store calls names the tool once.
+        let kv = thoughts("kv-0006");
+        assert_eq!(kv[0], "I will call kv_store, then kv_store.");
+        assert_eq!(kv[2], "I will call calculator, then kv_store.");
+        assert_eq!(kv.len(), task("kv-0006").solution.len() + 1);
     }
 }
