@@ -1,7 +1,9 @@
 //! Throughput of the model runtime at SmolLM2-135M shapes with random weights (no download
 //! needed): forward and forward+backward of token log-probabilities at batch x seq tokens, one
 //! AdamW step, the forward+backward of a GRPO group with and without the shared-prefix forward,
-//! peak RSS, and KV-cached decoding (at batch 1 and 8 unless `BENCH_DECODE_BATCHES` says).
+//! peak RSS, and KV-cached decoding (at batch 1 and 8 unless `BENCH_DECODE_BATCHES` says) of
+//! rows with prompts of their own, and at batch > 1 also of rows that share their prompt (as a
+//! rollout's episodes share the system prompt), whose keys and values decoding reads once.
 //!
 //! `cargo bench -p trainer --bench model` (release profile). Environment: `BENCH_BATCH` (8),
 //! `BENCH_SEQ` (256), `BENCH_DECODE_TOKENS` (64), `BENCH_REPEATS` (2), `BENCH_PREFIX` (512),
@@ -199,34 +201,54 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Vec::new()
     };
     for b in decode_batches {
-        let mut decode_s = f64::INFINITY;
-        let secs = best_of(&device, repeats, || {
-            let s = decode(&model, b, prompt_len, decode_tokens).map_err(to_candle)?;
-            decode_s = decode_s.min(s);
-            Ok(())
-        });
-        println!(
-            "decode batch {b}     {:>9.1} tok/s  ({decode_tokens} tokens after a {prompt_len}-token prompt, {secs:.2} s; {:.1} ms per decoding step after the prefill)",
-            (b * decode_tokens) as f64 / secs,
-            decode_s * 1e3 / decode_tokens as f64
-        );
+        for shared in [false, true] {
+            if shared && b == 1 {
+                continue;
+            }
+            let mut decode_s = f64::INFINITY;
+            let secs = best_of(&device, repeats, || {
+                let s = decode(&model, b, prompt_len, decode_tokens, shared).map_err(to_candle)?;
+                decode_s = decode_s.min(s);
+                Ok(())
+            });
+            let whose = if shared { "one shared" } else { "its own" };
+            println!(
+                "decode batch {b}     {:>9.1} tok/s  ({decode_tokens} tokens after {whose} {prompt_len}-token prompt, {secs:.2} s; {:.1} ms per decoding step after the prefill)",
+                (b * decode_tokens) as f64 / secs,
+                decode_s * 1e3 / decode_tokens as f64
+            );
+        }
     }
     println!("peak RSS           {:>9.0} MiB", peak_rss_mib());
     Ok(())
 }
 
 /// Greedy KV-cached decoding of `steps` tokens after a fixed prompt (prefill included, as in
-/// transformers' `generate`); returns the seconds of the decoding steps alone.
-fn decode(model: &Model, batch: usize, prompt_len: usize, steps: usize) -> trainer::Result<f64> {
+/// transformers' `generate`); returns the seconds of the decoding steps alone. With `shared`,
+/// every row has the same prompt, prefilled once and stacked as the sampler stacks a shared
+/// prefix.
+fn decode(
+    model: &Model,
+    batch: usize,
+    prompt_len: usize,
+    steps: usize,
+    shared: bool,
+) -> trainer::Result<f64> {
     let device = model.device();
     let mut cache = KvCache::new(model.config().num_layers);
-    let ids: Vec<u32> = (0..batch * prompt_len)
+    let rows = if shared { 1 } else { batch };
+    let ids: Vec<u32> = (0..rows * prompt_len)
         .map(|i| (i % 1000) as u32 + 100)
         .collect();
-    let ids = Tensor::from_vec(ids, (batch, prompt_len), device)?;
-    let positions: Vec<Vec<u32>> = vec![(0..prompt_len as u32).collect(); batch];
-    let mut valid = vec![vec![true; prompt_len]; batch];
+    let ids = Tensor::from_vec(ids, (rows, prompt_len), device)?;
+    let positions: Vec<Vec<u32>> = vec![(0..prompt_len as u32).collect(); rows];
+    let mut valid = vec![vec![true; prompt_len]; rows];
     let mut logits = model.forward_step(&ids, &positions, &valid, &mut cache)?;
+    if shared {
+        cache = KvCache::stack_left_padded(&vec![cache; batch], prompt_len, 0)?;
+        logits = logits.repeat((batch, 1))?;
+        valid = vec![vec![true; prompt_len]; batch];
+    }
     let started = Instant::now();
     for step in 0..steps {
         let next = logits

@@ -132,6 +132,9 @@ impl Layer {
 #[derive(Default, Clone)]
 pub struct KvCache {
     layers: Vec<Option<LayerCache>>,
+    /// The first `shared` positions hold the same keys and values in every row, so decoding's
+    /// attention reads them from row 0 alone (see [`KvCache::stack_left_padded`]).
+    shared: usize,
 }
 
 /// One layer's keys and values, and the buffers they view when appended in place.
@@ -216,6 +219,7 @@ impl KvCache {
     pub fn new(num_layers: usize) -> Self {
         KvCache {
             layers: vec![None; num_layers],
+            shared: 0,
         }
     }
 
@@ -234,9 +238,10 @@ impl KvCache {
     }
 
     /// Stacks batch-1 caches into one batch. Every row starts with the same `shared` positions
-    /// and then has its own; those are right-aligned to `shared + width` with zero keys and values
-    /// in between: the layout a left-padded batched prefill produces, whose padding the caller
-    /// masks. Rows prefilled one by one this way cost the sum of their lengths, not `b × width`.
+    /// (the same tokens; row 0's keys and values stand for all rows' when decoding) and then has
+    /// its own; those are right-aligned to `shared + width` with zero keys and values in between:
+    /// the layout a left-padded batched prefill produces, whose padding the caller masks. Rows
+    /// prefilled one by one this way cost the sum of their lengths, not `b × width`.
     pub fn stack_left_padded(rows: &[KvCache], shared: usize, width: usize) -> Result<KvCache> {
         let num_layers = rows.first().map_or(0, |r| r.layers.len());
         let mut layers = Vec::with_capacity(num_layers);
@@ -278,7 +283,7 @@ impl KvCache {
                 spare: None,
             }));
         }
-        Ok(KvCache { layers })
+        Ok(KvCache { layers, shared })
     }
 
     /// The batch-1 cache of row `row` holding only the cached positions `keep` (ascending), in a
@@ -312,7 +317,7 @@ impl KvCache {
                     .transpose()
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { layers })
+        Ok(KvCache { layers, shared: 0 })
     }
 
     /// A cache of batch size `b` whose every row is this batch-1 cache. Differentiable: the
@@ -877,6 +882,7 @@ impl Model {
         let mut x = embed.index_select(&flat, 0)?;
         let rep = c.num_heads / c.num_kv_heads;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
+        let shared = cache.as_deref().map_or(0, |c| c.shared);
         for (li, layer) in self.layers.iter().enumerate() {
             let detached;
             let layer = if li < frozen {
@@ -919,9 +925,15 @@ impl Model {
                 _ => None,
             };
             let heads = match decode_mask {
-                Some(mask) => {
-                    crate::kernels::decode_attention::attention(&q, &k, &v, mask.clone(), t, scale)?
-                }
+                Some(mask) => crate::kernels::decode_attention::attention(
+                    &q,
+                    &k,
+                    &v,
+                    mask.clone(),
+                    t,
+                    scale,
+                    shared,
+                )?,
                 None => {
                     let scores = q.matmul(&k.t()?)?;
                     let probs = match kernels {

@@ -304,13 +304,23 @@ pub fn generate_continuations(
     }
     let lens: Vec<usize> = caches.iter().map(KvCache::len).collect();
     let width = lens.iter().copied().max().unwrap_or(0);
-    let mut cache = KvCache::stack_left_padded(&caches, 0, width)?;
+    // The tokens every row's cache begins with (the system prompt, at least): decoding reads
+    // their keys and values from row 0 alone.
+    let held: Vec<Vec<u32>> = rows
+        .iter()
+        .map(|r| [&r.fed[..], &r.new[..]].concat())
+        .collect();
+    let common =
+        common_prefix(held.iter().map(Vec::as_slice)).min(lens.iter().copied().min().unwrap_or(0));
+    drop(held);
+    let mut cache = KvCache::stack_left_padded(&caches, common, width - common)?;
     drop(caches);
     let mut key_valid: Vec<Vec<bool>> = lens
         .iter()
         .map(|&n| {
-            let mut v = vec![false; width - n];
-            v.extend(std::iter::repeat_n(true, n));
+            let mut v = vec![true; common];
+            v.extend(std::iter::repeat_n(false, width - n));
+            v.extend(std::iter::repeat_n(true, n - common));
             v
         })
         .collect();
