@@ -204,6 +204,20 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    /// The largest absolute difference between two tensors of one shape.
+    fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
     /// The composed ops the kernel replaces, as the decoder runs them.
     fn composed(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Tensor {
         let (b, heads, rows, _) = q.dims4().unwrap();
@@ -246,16 +260,7 @@ mod tests {
         let mask_t = Tensor::from_vec(mask.clone(), (b, t, total), &dev).unwrap();
         let want = composed(&q, &k, &v, &mask_t, 0.125);
         let got = attention(&q, &k, &v, Arc::new(mask), t, 0.125, 0).unwrap();
-        let diff = (want - got)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_difference(&want, &got);
         assert!(diff < 1e-5, "max difference {diff}");
     }
 
@@ -287,16 +292,7 @@ mod tests {
         );
         // The other rows' copies of the prefix are never read: here they differ from row 0's.
         let got = attention(&q, &k, &v, Arc::new(mask), 1, 0.3, shared).unwrap();
-        let diff = (want - got)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_difference(&want, &got);
         assert!(diff < 1e-5, "max difference {diff}");
     }
 
