@@ -1,11 +1,16 @@
 """In-process calls per second from Python (calculator), on 1 and 2 threads, beside a pure-Python
 function doing the same arithmetic and a `python3 -c` subprocess per call, in one run.
 
+The in-process rows are measured BENCH_REPEATS times and printed as the median with the range:
+on two threads the rate swings between runs (a thread that finds the GIL taken sleeps in the
+kernel until it is woken, and how often that happens varies), so one run says little.
+
 Run: scripts/python.sh bench   (or: .venv-py/bin/python env/python/bench.py)
-Env: BENCH_SECONDS per row (default 3).
+Env: BENCH_SECONDS per row (default 3), BENCH_REPEATS of the in-process rows (default 5).
 """
 
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -16,6 +21,7 @@ import toolenv
 
 REPO = Path(__file__).resolve().parents[2]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 EXPRESSIONS = ["2+3*4", "(1.5+2)*-3", "2^10-1", "((7-2)*(3+4))/5"]
 
 
@@ -26,7 +32,7 @@ def rate(threads, one_call):
     def work(k):
         n = 0
         while time.perf_counter() < stop:
-            one_call(n)
+            one_call(n, k)
             n += 1
         counts[k] = n
 
@@ -41,26 +47,30 @@ def rate(threads, one_call):
 
 def main():
     env = toolenv.Env(str(REPO / "env/config.toml"), tools=["calculator"])
+    # One session per thread, as the Rust bench gives each thread its own episodes.
     sessions = [env.session() for _ in range(2)]
-    local = threading.local()
 
-    def ours(n):
-        s = getattr(local, "s", None) or sessions[threading.get_ident() % 2]
-        r = s.call("calculator", {"expression": EXPRESSIONS[n % 4]})
+    def ours(n, k):
+        r = sessions[k].call("calculator", {"expression": EXPRESSIONS[n % 4]})
         assert r.error is None
 
-    def pure(n):
+    def pure(n, k):
         eval(EXPRESSIONS[n % 4].replace("^", "**"), {"__builtins__": {}})
 
-    def subproc(n):
+    def subproc(n, k):
         code = f"print({EXPRESSIONS[n % 4].replace('^', '**')})"
         subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
 
-    print(f"calculator calls/s from Python, {os.cpu_count()} CPUs, {SECONDS} s per row")
-    print(f"{'':36} {'1 thread':>12} {'2 threads':>12}")
-    for title, f in [("toolenv.Session.call (in-process)", ours), ("pure-Python eval", pure),
-                     ("subprocess python3 -c", subproc)]:
-        print(f"{title:36} {rate(1, f):>12,.0f} {rate(2, f):>12,.0f}")
+    def spread(threads):
+        rates = sorted(rate(threads, ours) for _ in range(REPEATS))
+        return f"{statistics.median(rates):,.0f} ({rates[0]:,.0f}-{rates[-1]:,.0f})"
+
+    print(f"calculator calls/s from Python, {os.cpu_count()} CPUs, {SECONDS} s per row; "
+          f"in-process: median (range) of {REPEATS} runs")
+    print(f"{'':36} {'1 thread':>24} {'2 threads':>24}")
+    print(f"{'toolenv.Session.call (in-process)':36} {spread(1):>24} {spread(2):>24}")
+    for title, f in [("pure-Python eval", pure), ("subprocess python3 -c", subproc)]:
+        print(f"{title:36} {rate(1, f):>24,.0f} {rate(2, f):>24,.0f}")
 
 
 if __name__ == "__main__":
