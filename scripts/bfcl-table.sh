@@ -5,8 +5,9 @@
 #   scripts/bfcl-table.sh [MODEL ...]    default: the base model and the default run's result
 #
 # Env: PER_GROUP=N evaluates only the first N entries of each category (the whole of BFCL takes
-# hours per model on a 2-core CPU); CONCURRENCY (default 16); OUT (default runs/bfcl). Results
-# resume: rerunning skips entries already done.
+# hours per model on a 2-core CPU); DATASET (default bfcl; e.g. bfcl-single-turn, whose entries
+# take seconds each where multi-turn ones take minutes); CONCURRENCY (default 16); OUT (default
+# runs/bfcl). Results resume: rerunning skips entries already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=("$@")
@@ -19,10 +20,10 @@ cargo build --release -p trainer >&2
 dirs=()
 for model in "${models[@]}"; do
     name=$(echo "$model" | tr '/' '_' | sed 's/^_*//')
-    dir="$out/${PER_GROUP:+first$PER_GROUP-}$name"
+    dir="$out/${DATASET:-bfcl}-${PER_GROUP:+first$PER_GROUP-}$name"
     echo "bfcl-table: $model -> $dir" >&2
     start=$(date +%s)
-    target/release/trainer eval --model "$model" --dataset bfcl "${limit[@]}" \
+    target/release/trainer eval --model "$model" --dataset "${DATASET:-bfcl}" "${limit[@]}" \
         --concurrency "${CONCURRENCY:-16}" --out "$dir" >&2
     echo "bfcl-table: $model took $(( $(date +%s) - start )) s" >&2
     dirs+=("$dir")
