@@ -2,8 +2,8 @@
 function doing the same arithmetic and a `python3 -c` subprocess per call, in one run.
 
 The in-process rows are measured BENCH_REPEATS times and printed as the median with the range:
-on two threads the rate swings between runs (a thread that finds the GIL taken sleeps in the
-kernel until it is woken, and how often that happens varies), so one run says little.
+on two threads the rate depends on how the threads meet at the GIL (env/python/src/gil.rs), which
+varies from run to run, so one run says little.
 
 Run: scripts/python.sh bench   (or: .venv-py/bin/python env/python/bench.py)
 Env: BENCH_SECONDS per row (default 3), BENCH_REPEATS of the in-process rows (default 5).

@@ -3,9 +3,10 @@
 //! interchange (the Python layer, `toolenv/__init__.py`, turns it into dicts and typed results).
 //!
 //! The GIL is released while a call or step runs, so Python threads calling at once use every
-//! core. Nothing the model wrote raises: a bad call is a typed error in the result. What the caller
-//! got wrong (a missing config, arguments that are not JSON) raises `ValueError` or `OSError` with
-//! what and where; a panic never crosses the boundary (PyO3 turns one into `PanicException`).
+//! core; it is taken back as `gil` describes, without a sleep in the kernel where it can. Nothing
+//! the model wrote raises: a bad call is a typed error in the result. What the caller got wrong (a
+//! missing config, arguments that are not JSON) raises `ValueError` or `OSError` with what and
+//! where; a panic never crosses the boundary (PyO3 turns one into `PanicException`).
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -20,6 +21,8 @@ use toolenv::rollout::{Roller, RolloutConfig};
 use toolenv::serve::wire;
 use toolenv::tir::{parse_turn as parse, ToolCall};
 use toolenv::{Episode, LoadError, Registry};
+
+mod gil;
 
 /// A Python value as JSON: dicts with str keys, lists and tuples, str, int, float, bool, None.
 /// Anything else is a `TypeError` naming where it is (`arguments["a"][2]`).
@@ -326,8 +329,7 @@ impl Session {
                 }
             },
         };
-        let outcome = py
-            .detach(|| registry.call(&episode, name, &args))
+        let outcome = gil::detach(py, || registry.call(&episode, name, &args))
             .map_err(|e| PyRuntimeError::new_err(format!("host fault: {e}")))?;
         let us = outcome.elapsed.as_micros() as u64;
         Ok(match &outcome.result {
@@ -352,9 +354,10 @@ impl Session {
         let episode = self.episode()?;
         let (roller, runtime) = (&self.roller, &self.runtime);
         let turn = self.turns.fetch_add(1, Ordering::Relaxed);
-        let step = py
-            .detach(|| runtime.block_on(roller.step(&episode, text, &self.id)))
-            .map_err(|e| PyRuntimeError::new_err(format!("host fault: {e}")))?;
+        let step = gil::detach(py, || {
+            runtime.block_on(roller.step(&episode, text, &self.id))
+        })
+        .map_err(|e| PyRuntimeError::new_err(format!("host fault: {e}")))?;
         let done = roller.done_after(turn, &step);
         Ok(wire::step(&step, turn, done).to_string())
     }
