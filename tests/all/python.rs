@@ -175,6 +175,14 @@ fn randomness_is_seeded_by_episode_tool_and_arguments_across_registries() {
 }
 
 #[test]
+fn a_call_imports_nothing_at_run_time() {
+    // Every call starts from the build's snapshot, so a module imported while running is imported
+    // again on every call (random.seed's SHA-512 was a fifth of an echo call).
+    let got = attack(json!({"mode": "imports"})).unwrap();
+    assert_eq!(got, json!({"imported": []}));
+}
+
+#[test]
 fn sys_exit_ends_the_call_with_its_message() {
     let e = attack_fails(json!({"mode": "exit"}));
     assert!(
@@ -211,11 +219,12 @@ fn the_interpreter_preloads_the_standard_modules_and_nothing_else() {
     let code = "import math, cmath, statistics, fractions, decimal, itertools, collections, \
                 functools, operator, re, json, datetime, random, heapq, bisect, string, textwrap\n\
                 (math.comb(10, 3), statistics.median([3, 1, 2]), str(fractions.Fraction(6, 4)), \
-                 datetime.date(2024, 3, 1).isoformat(), heapq.nsmallest(2, [5, 1, 4]))";
+                 datetime.date(2024, 3, 1).isoformat(), heapq.nsmallest(2, [5, 1, 4]), \
+                 datetime.datetime.strptime('05/03/2024', '%d/%m/%Y').date().isoformat())";
     let got = call("python", json!({ "code": code })).unwrap();
     assert_eq!(
         got["result"],
-        json!("(120, 2, '3/2', '2024-03-01', [1, 4])")
+        json!("(120, 2, '3/2', '2024-03-01', [1, 4], '2024-03-05')")
     );
     let e = call("python", json!({"code": "import numpy"})).unwrap_err();
     assert!(

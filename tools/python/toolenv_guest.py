@@ -35,12 +35,18 @@ import sys
 import types
 import typing
 
-__all__ = ["tool", "Run", "ToolError", "schema_of"]
+__all__ = ["tool", "Run", "ToolError", "schema_of", "imported_during_call"]
 
 #: Longest error message written to stderr, in characters (the host caps stderr as well).
 MAX_MESSAGE = 1000
 
 _TOOL = None
+_MODULES_AT_CALL = 0
+
+# random.seed() of bytes imports its SHA-512 the first time it runs, and at run time every call is
+# a first time (a fresh instance of the build's snapshot): that import was a fifth of an echo
+# call. Seeding once here, at build time, puts the import in the snapshot.
+random.seed(b"")
 
 
 class ToolError(Exception):
@@ -74,10 +80,19 @@ def call(function, raw):
     return json.dumps(function(**args), ensure_ascii=False, allow_nan=False)
 
 
+def imported_during_call():
+    """The modules imported so far in this call, oldest first. Each call starts from the build's
+    snapshot, so a module imported at run time is imported again on every call (and only a
+    built-in one can be): a tool should import nothing once it runs."""
+    return list(sys.modules)[_MODULES_AT_CALL:]
+
+
 class Run:
     """The `wasi:cli/run` export: one call of the registered tool."""
 
     def run(self) -> None:
+        global _MODULES_AT_CALL
+        _MODULES_AT_CALL = len(sys.modules)
         if _TOOL is None:
             _fail("no tool registered: decorate a function with @toolenv_guest.tool")
         random.seed(os.urandom(32))

@@ -7,7 +7,7 @@ import socket
 import sys
 import time
 
-from toolenv_guest import Run, tool  # noqa: F401 - Run is the component's export
+from toolenv_guest import Run, imported_during_call, tool  # noqa: F401 - Run is the component's export
 
 
 def _recurse(n):
@@ -61,4 +61,6 @@ def hostile_py(mode: str, path: str = "") -> dict:
         sys.exit(3)
     if mode == "raise":
         raise ValueError("bad input " + "x" * 5000)
+    if mode == "imports":
+        return {"imported": imported_during_call()}
     return {"mode": mode}

@@ -29,6 +29,10 @@ import sys
 import textwrap
 import traceback
 
+# datetime's and time's strptime import _strptime on first use, and at run time there is nothing
+# to import it from: import it here, at build time, like the modules the docs promise.
+import _strptime  # noqa: F401
+
 from toolenv_guest import Run, ToolError, tool  # noqa: F401 - Run is the component's export
 
 PRELOADED = {
