@@ -10,6 +10,7 @@
 //! of the model, sampling or training. A new kernel goes here beside its reference test; the
 //! model (`crate::model`) decides where it is called.
 
+pub mod attention;
 mod custom_op;
 pub mod decode_attention;
 pub mod decode_matmul;

@@ -934,25 +934,19 @@ impl Model {
                     scale,
                     shared,
                 )?,
-                None => {
-                    let scores = q.matmul(&k.t()?)?;
-                    let probs = match kernels {
-                        Kernels::Differentiable => {
-                            crate::kernels::softmax::masked_softmax(&scores, &frame.mask, scale)?
-                        }
-                        Kernels::Fused => {
-                            let x = (scores.reshape((b, c.num_heads, t, total))? * scale)?
-                                .broadcast_add(&frame.mask.unsqueeze(1)?)?;
-                            candle_nn::ops::softmax_last_dim(&x)?.reshape((
-                                b,
-                                c.num_kv_heads,
-                                rep * t,
-                                total,
-                            ))?
-                        }
-                    };
-                    probs.matmul(&v)?
-                }
+                None => match kernels {
+                    Kernels::Differentiable => {
+                        crate::kernels::attention::attention(&q, &k, &v, &frame.mask, scale)?
+                    }
+                    Kernels::Fused => {
+                        let scores = q.matmul(&k.t()?)?;
+                        let x = (scores.reshape((b, c.num_heads, t, total))? * scale)?
+                            .broadcast_add(&frame.mask.unsqueeze(1)?)?;
+                        candle_nn::ops::softmax_last_dim(&x)?
+                            .reshape((b, c.num_kv_heads, rep * t, total))?
+                            .matmul(&v)?
+                    }
+                },
             };
             let attn = crate::kernels::rotary_heads::from_heads(&heads.reshape((
                 b,
