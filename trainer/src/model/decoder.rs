@@ -299,6 +299,21 @@ impl KvCache {
         })
     }
 
+    /// The same cache holding only the rows `rows`, in that order, in buffers of their own: a
+    /// decoding batch drops its finished rows so they stop costing a row of every later step.
+    /// Every row holds the shared positions, so the result keeps them shared.
+    pub fn select_rows(&self, rows: &[usize]) -> Result<KvCache> {
+        let mut cache = self.map_tensors(|t| {
+            let parts = rows
+                .iter()
+                .map(|&r| t.narrow(0, r, 1))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Ok(Tensor::cat(&parts, 0)?)
+        })?;
+        cache.shared = self.shared;
+        Ok(cache)
+    }
+
     /// A cache whose every layer's keys and values are `f` of this one's (no spare capacity).
     fn map_tensors(&self, mut f: impl FnMut(&Tensor) -> Result<Tensor>) -> Result<KvCache> {
         let layers = self

@@ -345,16 +345,27 @@ pub fn generate_continuations(
             )?);
         }
     }
+    // The rows still in the batch, as indices into `rows`. Once a quarter of them have finished
+    // they leave it (their caches cut out first), so a finished row stops costing a row of every
+    // later decoding step; each row's arithmetic is the same whatever the batch holds (the
+    // decoding kernels compute row by row), so its tokens are too.
+    let mut live: Vec<usize> = (0..b).collect();
+    let mut left: Vec<Option<KvCache>> = vec![None; b];
+    let kept_positions = |valid: &[bool]| -> Vec<u32> {
+        (0..valid.len() as u32)
+            .filter(|&j| valid[j as usize])
+            .collect()
+    };
     while out.iter().any(Option::is_none) {
         let rows: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
-        let mut step_ids = Vec::with_capacity(b);
-        for (i, row) in rows.iter().enumerate() {
+        let mut step_ids = Vec::with_capacity(live.len());
+        for (slot, &i) in live.iter().enumerate() {
             if out[i].is_some() {
-                // Finished rows keep running (the batch stays rectangular) on a masked pad token.
+                // A finished row still in the batch runs on a masked pad token.
                 step_ids.push(pad);
                 continue;
             }
-            let picked = pick(row, params, &mut rngs[i]);
+            let picked = pick(&rows[slot], params, &mut rngs[i]);
             tokens[i].push(picked.id);
             logprobs[i].push(picked.logprob);
             entropy[i] += picked.entropy;
@@ -373,24 +384,35 @@ pub fn generate_continuations(
         if out.iter().all(Option::is_some) {
             break;
         }
-        let positions: Vec<Vec<u32>> = next_pos.iter().map(|&p| vec![p]).collect();
-        for (i, valid) in key_valid.iter_mut().enumerate() {
-            valid.push(out[i].is_none());
+        let done = live.iter().filter(|&&i| out[i].is_some()).count();
+        if done > 0 && done * 4 >= live.len() {
+            let mut stay = Vec::with_capacity(live.len() - done);
+            for (slot, &i) in live.iter().enumerate() {
+                if out[i].is_none() {
+                    stay.push(slot);
+                } else if keep_caches {
+                    left[i] = Some(cache.select_row(slot, &kept_positions(&key_valid[i]))?);
+                }
+            }
+            cache = cache.select_rows(&stay)?;
+            step_ids = stay.iter().map(|&slot| step_ids[slot]).collect();
+            live = stay.iter().map(|&slot| live[slot]).collect();
+        }
+        let positions: Vec<Vec<u32>> = live.iter().map(|&i| vec![next_pos[i]]).collect();
+        for &i in &live {
+            key_valid[i].push(out[i].is_none());
             next_pos[i] += 1;
         }
-        let input = Tensor::from_vec(step_ids, (b, 1), device)?;
-        logits = model.forward_step(&input, &positions, &key_valid, &mut cache)?;
+        let valid: Vec<Vec<bool>> = live.iter().map(|&i| key_valid[i].clone()).collect();
+        let input = Tensor::from_vec(step_ids, (live.len(), 1), device)?;
+        logits = model.forward_step(&input, &positions, &valid, &mut cache)?;
     }
     let caches = if keep_caches {
-        key_valid
-            .iter()
-            .enumerate()
-            .map(|(i, valid)| {
-                let keep: Vec<u32> = (0..valid.len() as u32)
-                    .filter(|&j| valid[j as usize])
-                    .collect();
-                cache.select_row(i, &keep)
-            })
+        for (slot, &i) in live.iter().enumerate() {
+            left[i] = Some(cache.select_row(slot, &kept_positions(&key_valid[i]))?);
+        }
+        left.into_iter()
+            .map(|c| c.ok_or_else(|| Error::InvalidInput("a row kept no cache".into())))
             .collect::<Result<Vec<_>>>()?
     } else {
         Vec::new()

@@ -193,3 +193,60 @@ fn max_new_tokens_bounds_the_output() {
     assert_eq!(out[0].tokens.len(), 3);
     assert_eq!(out[0].finish, FinishReason::Length);
 }
+
+/// Rows that finish early leave the decoding batch. The rows still decoding sample exactly what
+/// they sample when no row leaves (the same bits: each row's arithmetic is row by row), the
+/// leavers' tokens are the start of what they sample with a higher limit, and every row's kept
+/// cache holds its prompt and all its tokens but the last.
+#[test]
+fn rows_that_finish_leave_the_batch_without_changing_the_others() {
+    use trainer::sample::sampler::{generate_continuations, Continuation};
+    let loaded = smollm2();
+    let params = SamplingParams {
+        temperature: 0.8,
+        max_new_tokens: 10,
+        ..SamplingParams::default()
+    };
+    let texts = ["Name a colour.", "Tell me a story.", "What is 2+2?", "Hi"];
+    let batch = |limits: &[usize]| {
+        let rows = texts
+            .iter()
+            .zip(limits)
+            .enumerate()
+            .map(|(i, (t, &limit))| Continuation {
+                cache: None,
+                fed: Vec::new(),
+                new: prompt(t),
+                seed: 7 + i as u64,
+                max_new_tokens: limit,
+            })
+            .collect();
+        generate_continuations(
+            &loaded.model,
+            &loaded.tokenizer,
+            rows,
+            &params,
+            &mut None,
+            true,
+        )
+        .unwrap()
+    };
+    let whole = batch(&[10, 10, 10, 10]);
+    let early = batch(&[2, 3, 10, 10]);
+    for (i, (a, b)) in whole.generations.iter().zip(&early.generations).enumerate() {
+        let n = b.tokens.len();
+        assert!(n > 0 && n <= a.tokens.len(), "row {i}");
+        assert_eq!(a.tokens[..n], b.tokens[..], "row {i}");
+        assert_eq!(a.logprobs[..n], b.logprobs[..], "row {i}");
+        if i >= 2 {
+            assert_eq!(a.tokens.len(), n, "row {i} kept its limit");
+        }
+        assert_eq!(
+            early.caches[i].len(),
+            prompt(texts[i]).len() + n - 1,
+            "row {i}"
+        );
+    }
+    assert_eq!(early.generations[0].tokens.len(), 2);
+    assert_eq!(early.generations[1].tokens.len(), 3);
+}
