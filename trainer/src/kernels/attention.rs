@@ -302,18 +302,6 @@ fn backward<T: 'static + Float>(
     (dq, dk, dv)
 }
 
-/// The contiguous elements of `s` under `l`, as `T`.
-fn slice<'a, T: WithDType>(
-    op: &str,
-    s: &'a CpuStorage,
-    l: &Layout,
-) -> candle_core::Result<&'a [T]> {
-    let Some((start, end)) = l.contiguous_offsets() else {
-        candle_core::bail!("{op}: non-contiguous input");
-    };
-    Ok(&s.as_slice::<T>()?[start..end])
-}
-
 impl Attention {
     fn forward_typed<T: 'static + Float + WithDType>(
         &self,
@@ -323,15 +311,15 @@ impl Attention {
     ) -> candle_core::Result<Vec<T>> {
         let name = self.name();
         let (q, k, v) = (
-            slice(name, s1, l1)?,
-            slice(name, s2, l2)?,
-            slice(name, s3, l3)?,
+            custom_op::slice(name, s1, l1)?,
+            custom_op::slice(name, s2, l2)?,
+            custom_op::slice(name, s3, l3)?,
         );
         let (mask_storage, mask_layout) = self.mask.storage_and_layout();
         let candle_core::Storage::Cpu(mask_storage) = &*mask_storage else {
             candle_core::bail!("{name}: the mask is not on the CPU");
         };
-        let mask = slice::<T>(name, mask_storage, mask_layout)?;
+        let mask = custom_op::slice::<T>(name, mask_storage, mask_layout)?;
         let dims = Dims::of(l1.dims(), l2.dims()[2], self.t);
         let (probs, out) = forward(q, k, v, mask, dims, <T as Float>::from_f64(self.scale));
         *self

@@ -119,6 +119,15 @@ fn range(op: &str, layout: &Layout) -> candle_core::Result<std::ops::Range<usize
     }
 }
 
+/// The contiguous elements of `s` under `l`, as `T` (an error naming `op` otherwise).
+pub(crate) fn slice<'a, T: candle_core::WithDType>(
+    op: &str,
+    s: &'a CpuStorage,
+    l: &Layout,
+) -> candle_core::Result<&'a [T]> {
+    Ok(&s.as_slice::<T>()?[range(op, l)?])
+}
+
 /// Runs `kernel` on the slice of `s` (f32 or f64, contiguous).
 pub(crate) fn apply1(
     op: &str,
