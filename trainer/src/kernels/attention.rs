@@ -218,10 +218,7 @@ fn forward<T: 'static + Float>(
             for (i, row) in chunk.chunks_mut(total.max(1)).enumerate() {
                 let query = (first + i) % t;
                 let m = &mask[(batch * t + query) * total..][..total];
-                for (x, &mv) in row.iter_mut().zip(m) {
-                    *x = *x * scale + mv;
-                }
-                custom_op::softmax_in_place(row);
+                custom_op::masked_softmax_in_place(row, m, scale);
             }
         });
         matmul(
@@ -276,13 +273,7 @@ fn backward<T: 'static + Float>(
         custom_op::for_row_blocks(&mut ds, total, |first, chunk| {
             for (i, row) in chunk.chunks_mut(total.max(1)).enumerate() {
                 let pr = &p[(first + i) * total..][..total];
-                let mut dot = T::ZERO;
-                for (&g, &pv) in row.iter().zip(pr) {
-                    dot = dot + g * pv;
-                }
-                for (g, &pv) in row.iter_mut().zip(pr) {
-                    *g = (*g - dot) * pv * scale;
-                }
+                custom_op::softmax_backward_in_place(row, pr, scale);
             }
         });
         // dq = ds k, dk = ds^T q

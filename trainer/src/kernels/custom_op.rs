@@ -96,6 +96,26 @@ pub(crate) fn softmax_in_place<T: Float>(row: &mut [T]) {
     }
 }
 
+/// `row <- softmax(row * scale + mask)`: one query row of masked attention.
+pub(crate) fn masked_softmax_in_place<T: Float>(row: &mut [T], mask: &[T], scale: T) {
+    for (x, &m) in row.iter_mut().zip(mask) {
+        *x = *x * scale + m;
+    }
+    softmax_in_place(row);
+}
+
+/// `g <- scale * p * (g - sum(g * p))`: the backward of [`masked_softmax_in_place`] (of a plain
+/// softmax at `scale` 1) for one row, from the output's gradient `g` and the output `p`.
+pub(crate) fn softmax_backward_in_place<T: Float>(g: &mut [T], p: &[T], scale: T) {
+    let mut dot = T::ZERO;
+    for (&gv, &pv) in g.iter().zip(p) {
+        dot = dot + gv * pv;
+    }
+    for (gv, &pv) in g.iter_mut().zip(p) {
+        *gv = (*gv - dot) * pv * scale;
+    }
+}
+
 /// A kernel of one input.
 pub(crate) trait Kernel1 {
     fn run<T: Float>(&self, x: &[T]) -> Vec<T>;

@@ -111,17 +111,13 @@ fn masked_rows<T: Float>(
     scale: T,
 ) -> Vec<T> {
     let width = width.max(1);
-    let mut out = vec![T::ZERO; x.len()];
+    let mut out = x.to_vec();
     custom_op::for_row_blocks(&mut out, width, |first, block| {
         for (i, row) in block.chunks_mut(width).enumerate() {
             let r = first + i;
             let (batch, query) = (r / (groups * t), r % t);
             let m = &mask[(batch * t + query) * width..][..width];
-            let src = &x[r * width..][..width];
-            for ((o, &v), &mv) in row.iter_mut().zip(src).zip(m) {
-                *o = v * scale + mv;
-            }
-            custom_op::softmax_in_place(row);
+            custom_op::masked_softmax_in_place(row, m, scale);
         }
     });
     out
@@ -173,18 +169,11 @@ struct SoftmaxBackward {
 
 fn softmax_backward_rows<T: Float>(grad: &[T], p: &[T], width: usize, scale: T) -> Vec<T> {
     let width = width.max(1);
-    let mut out = vec![T::ZERO; p.len()];
+    let mut out = grad.to_vec();
     custom_op::for_row_blocks(&mut out, width, |first, block| {
-        for (i, o) in block.chunks_mut(width).enumerate() {
+        for (i, g) in block.chunks_mut(width).enumerate() {
             let at = (first + i) * width;
-            let (g, p) = (&grad[at..at + width], &p[at..at + width]);
-            let mut dot = T::ZERO;
-            for (&g, &p) in g.iter().zip(p) {
-                dot = dot + g * p;
-            }
-            for ((o, &g), &p) in o.iter_mut().zip(g).zip(p) {
-                *o = (g - dot) * p * scale;
-            }
+            custom_op::softmax_backward_in_place(g, &p[at..at + width], scale);
         }
     });
     out

@@ -345,10 +345,11 @@ pub fn generate_continuations(
             )?);
         }
     }
-    // The rows still in the batch, as indices into `rows`. Once a quarter of them have finished
-    // they leave it (their caches cut out first), so a finished row stops costing a row of every
-    // later decoding step; each row's arithmetic is the same whatever the batch holds (the
-    // decoding kernels compute row by row), so its tokens are too.
+    // The rows still in the batch, as indices into `rows`; `key_valid`, `next_pos` and the
+    // cache follow the batch's slots. Once a quarter of them have finished they leave it (their
+    // caches cut out first), so a finished row stops costing a row of every later decoding step;
+    // each row's arithmetic is the same whatever the batch holds (the decoding kernels compute
+    // row by row), so its tokens are too.
     let mut live: Vec<usize> = (0..b).collect();
     let mut left: Vec<Option<KvCache>> = vec![None; b];
     let kept_positions = |valid: &[bool]| -> Vec<u32> {
@@ -391,25 +392,29 @@ pub fn generate_continuations(
                 if out[i].is_none() {
                     stay.push(slot);
                 } else if keep_caches {
-                    left[i] = Some(cache.select_row(slot, &kept_positions(&key_valid[i]))?);
+                    left[i] = Some(cache.select_row(slot, &kept_positions(&key_valid[slot]))?);
                 }
             }
             cache = cache.select_rows(&stay)?;
+            key_valid = stay
+                .iter()
+                .map(|&slot| std::mem::take(&mut key_valid[slot]))
+                .collect();
+            next_pos = stay.iter().map(|&slot| next_pos[slot]).collect();
             step_ids = stay.iter().map(|&slot| step_ids[slot]).collect();
             live = stay.iter().map(|&slot| live[slot]).collect();
         }
-        let positions: Vec<Vec<u32>> = live.iter().map(|&i| vec![next_pos[i]]).collect();
-        for &i in &live {
-            key_valid[i].push(out[i].is_none());
-            next_pos[i] += 1;
+        let positions: Vec<Vec<u32>> = next_pos.iter().map(|&p| vec![p]).collect();
+        for (slot, &i) in live.iter().enumerate() {
+            key_valid[slot].push(out[i].is_none());
+            next_pos[slot] += 1;
         }
-        let valid: Vec<Vec<bool>> = live.iter().map(|&i| key_valid[i].clone()).collect();
         let input = Tensor::from_vec(step_ids, (live.len(), 1), device)?;
-        logits = model.forward_step(&input, &positions, &valid, &mut cache)?;
+        logits = model.forward_step(&input, &positions, &key_valid, &mut cache)?;
     }
     let caches = if keep_caches {
         for (slot, &i) in live.iter().enumerate() {
-            left[i] = Some(cache.select_row(slot, &kept_positions(&key_valid[i]))?);
+            left[i] = Some(cache.select_row(slot, &kept_positions(&key_valid[slot]))?);
         }
         left.into_iter()
             .map(|c| c.ok_or_else(|| Error::InvalidInput("a row kept no cache".into())))
