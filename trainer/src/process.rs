@@ -10,6 +10,10 @@
 //! candle asks for its thread count on every matmul, and unless `RAYON_NUM_THREADS` is set that
 //! means parsing `/proc/cpuinfo` each time (5% of a decoding profile). Pinning the variable to the
 //! count candle would pick makes the answer a lookup.
+//!
+//! Tensor work should run on one of rayon's threads ([`on_compute_pool`]): every parallel op
+//! called from elsewhere is queued to the pool while the caller sleeps on a latch, and a decoding
+//! step is ~300 such ops (2 context switches each, and a pool thread parked between them).
 
 /// Largest mmap threshold glibc accepts (`DEFAULT_MMAP_THRESHOLD_MAX` on 64-bit).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -26,6 +30,13 @@ pub fn tune_for_tensors() -> bool {
         );
     }
     tune_malloc()
+}
+
+/// Runs `f` on a thread of rayon's global pool, so the parallel ops inside it split their work
+/// from there (one thread of the pool is the caller) instead of each waking the pool from
+/// outside. Blocks the calling thread until `f` returns.
+pub fn on_compute_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
 }
 
 #[allow(unsafe_code)]

@@ -140,46 +140,91 @@ impl CustomOp3 for DecodeAttention {
         let (ks, vs) = (Strided::of(lk)?, Strided::of(lv)?);
         let (t, scale, mask, shared) = (self.t, self.scale, self.mask.as_slice(), self.shared);
         let mut out = vec![0f32; b * heads * rows * d];
-        out.par_chunks_mut(rows * d)
-            .enumerate()
-            .for_each(|(task, out)| {
-                let (bi, hi) = (task / heads, task % heads);
-                let from = |j: usize| if j < shared { 0 } else { bi };
-                let q = &q[q0 + task * rows * d..q0 + (task + 1) * rows * d];
-                // scores[r * total + j] for query row r (head r / t, position r % t).
-                let mut scores = vec![0f32; rows * total];
-                for j in 0..total {
-                    let kj = &k[ks.at(from(j), hi, j)..ks.at(from(j), hi, j) + d];
-                    for r in 0..rows {
-                        let qr = &q[r * d..(r + 1) * d];
-                        scores[r * total + j] =
-                            dot(qr, kj) * scale + mask[(bi * t + r % t) * total + j];
-                    }
-                }
-                for row in scores.chunks_mut(total) {
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for s in row.iter_mut() {
-                        let x = *s - max;
-                        *s = if x < EXP_UNDERFLOW { 0.0 } else { x.exp() };
-                        sum += *s;
-                    }
-                    row.iter_mut().for_each(|s| *s /= sum);
-                }
-                for j in 0..total {
-                    let vj = &v[vs.at(from(j), hi, j)..vs.at(from(j), hi, j) + d];
-                    for r in 0..rows {
-                        let p = scores[r * total + j];
-                        if p == 0.0 {
-                            continue;
-                        }
-                        let o = &mut out[r * d..(r + 1) * d];
-                        o.iter_mut().zip(vj).for_each(|(o, v)| *o += p * v);
-                    }
-                }
-            });
+        let dims = Dims {
+            heads,
+            rows,
+            d,
+            total,
+            t,
+            shared,
+        };
+        attend(&q[q0..], k, ks, v, vs, mask, scale, dims, &mut out);
         Ok((CpuStorage::F32(out), Shape::from((b, heads, rows, d))))
     }
+}
+
+/// The sizes [`attend`] works with.
+#[derive(Clone, Copy)]
+struct Dims {
+    heads: usize,
+    rows: usize,
+    d: usize,
+    total: usize,
+    t: usize,
+    shared: usize,
+}
+
+/// The kernel: one rayon task per (row, key/value head), compiled for the widest SIMD the CPU
+/// has (the closures inherit the clone's target features).
+#[allow(clippy::too_many_arguments)]
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn attend(
+    q: &[f32],
+    k: &[f32],
+    ks: Strided,
+    v: &[f32],
+    vs: Strided,
+    mask: &[f32],
+    scale: f32,
+    dims: Dims,
+    out: &mut [f32],
+) {
+    let Dims {
+        heads,
+        rows,
+        d,
+        total,
+        t,
+        shared,
+    } = dims;
+    out.par_chunks_mut(rows * d)
+        .enumerate()
+        .for_each(|(task, out)| {
+            let (bi, hi) = (task / heads, task % heads);
+            let from = |j: usize| if j < shared { 0 } else { bi };
+            let q = &q[task * rows * d..(task + 1) * rows * d];
+            // scores[r * total + j] for query row r (head r / t, position r % t).
+            let mut scores = vec![0f32; rows * total];
+            for j in 0..total {
+                let kj = &k[ks.at(from(j), hi, j)..ks.at(from(j), hi, j) + d];
+                for r in 0..rows {
+                    let qr = &q[r * d..(r + 1) * d];
+                    scores[r * total + j] =
+                        dot(qr, kj) * scale + mask[(bi * t + r % t) * total + j];
+                }
+            }
+            for row in scores.chunks_mut(total) {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for s in row.iter_mut() {
+                    let x = *s - max;
+                    *s = if x < EXP_UNDERFLOW { 0.0 } else { x.exp() };
+                    sum += *s;
+                }
+                row.iter_mut().for_each(|s| *s /= sum);
+            }
+            for j in 0..total {
+                let vj = &v[vs.at(from(j), hi, j)..vs.at(from(j), hi, j) + d];
+                for r in 0..rows {
+                    let p = scores[r * total + j];
+                    if p == 0.0 {
+                        continue;
+                    }
+                    let o = &mut out[r * d..(r + 1) * d];
+                    o.iter_mut().zip(vj).for_each(|(o, v)| *o += p * v);
+                }
+            }
+        });
 }
 
 /// `a . b` with eight independent partial sums, which the compiler turns into SIMD lanes (a

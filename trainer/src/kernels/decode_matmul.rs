@@ -9,6 +9,12 @@
 //! rows are split across rayon's threads. SIMD width is chosen at run time by `pulp` (AVX-512
 //! where the CPU has it).
 //!
+//! While a group of 4 weight rows is multiplied, the next group is prefetched into L2, a line
+//! or two per step of the inner loop. Without it the core waited for each group's weights and
+//! then computed with the memory idle: at 16 rows, a decoding step's projections (SmolLM2-135M,
+//! all 211 products) took the 26 ms the weights take to stream plus the compute, 53 ms; with it
+//! 36 ms. At one row, where streaming is all there is, it changes nothing.
+//!
 //! Every output element is summed in the same order whatever the tile or the number of rows, so
 //! a sequence decodes to the same bits alone or in a batch. Inference only: it has no backward.
 
@@ -143,23 +149,52 @@ impl WithSimd for Block<'_> {
             rows,
             out,
         } = self;
+        let tiles_per_group = m / 4 + m % 4;
         let mut o = 0;
         while o < rows {
             let height = if rows - o >= 4 { 4 } else { 1 };
+            // The next group's weight rows, a share for each tile of this group to prefetch.
+            let ahead = &w[((o + 4) * k).min(w.len())..((o + 8) * k).min(w.len())];
+            let share = ahead
+                .len()
+                .div_ceil(tiles_per_group)
+                .next_multiple_of(LINE)
+                .max(LINE);
+            let mut shares = ahead.chunks(share);
             let mut r = 0;
             while r < m {
                 let width = if m - r >= 4 { 4 } else { 1 };
+                let ahead = shares.next().unwrap_or(&[]);
                 match (height, width) {
-                    (4, 4) => tile::<S, 4, 4>(simd, x, w, k, o, r, rows, out),
-                    (4, _) => tile::<S, 4, 1>(simd, x, w, k, o, r, rows, out),
-                    (_, 4) => tile::<S, 1, 4>(simd, x, w, k, o, r, rows, out),
-                    _ => tile::<S, 1, 1>(simd, x, w, k, o, r, rows, out),
+                    (4, 4) => tile::<S, 4, 4>(simd, x, w, k, o, r, rows, out, ahead),
+                    (4, _) => tile::<S, 4, 1>(simd, x, w, k, o, r, rows, out, ahead),
+                    (_, 4) => tile::<S, 1, 4>(simd, x, w, k, o, r, rows, out, ahead),
+                    _ => tile::<S, 1, 1>(simd, x, w, k, o, r, rows, out, ahead),
                 }
                 r += width;
             }
             o += height;
         }
     }
+}
+
+/// f32s per 64-byte cache line.
+const LINE: usize = 16;
+
+/// Asks for the cache line at the start of `line` to be brought into L2. A hint: it never
+/// faults, and off x86-64 it does nothing.
+#[allow(unsafe_code)]
+#[inline(always)]
+fn prefetch(line: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        // SAFETY: prefetching reads nothing architecturally and cannot fault; the pointer is
+        // into a live slice.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(line.as_ptr().cast::<i8>()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = line;
 }
 
 /// `H` weight rows from `o` times `W` activation rows from `r`, into `out` (`[m, rows]`). Each
@@ -176,6 +211,7 @@ fn tile<S: Simd, const H: usize, const W: usize>(
     r: usize,
     rows: usize,
     out: &mut [f32],
+    ahead: &[f32],
 ) {
     let w_rows: [&[f32]; H] = std::array::from_fn(|i| &w[(o + i) * k..(o + i + 1) * k]);
     let x_rows: [&[f32]; W] = std::array::from_fn(|j| &x[(r + j) * k..(r + j + 1) * k]);
@@ -183,7 +219,14 @@ fn tile<S: Simd, const H: usize, const W: usize>(
     let x_simd: [(&[S::f32s], &[f32]); W] = x_rows.map(S::as_simd_f32s);
     let mut acc = [[simd.splat_f32s(0.0); W]; H];
     let vectors = w_simd[0].0.len();
+    // Spread over the loop, a line or a few per step: a burst at the start overflows the
+    // core's queue of outstanding misses.
+    let mut ahead = ahead.chunks(LINE);
+    let per_step = ahead.len().div_ceil(vectors.max(1));
     for v in 0..vectors {
+        for line in ahead.by_ref().take(per_step) {
+            prefetch(line);
+        }
         for i in 0..H {
             let wv = w_simd[i].0[v];
             for j in 0..W {
@@ -271,3 +314,4 @@ mod tests {
         assert!(matmul_t(&f64s, &w).is_err());
     }
 }
+

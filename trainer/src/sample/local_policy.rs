@@ -91,12 +91,15 @@ impl Inner {
         let generation = {
             // A poisoned lock means another turn panicked; the model itself is unchanged.
             let _turn = self.gate.lock().unwrap_or_else(|e| e.into_inner());
-            generate(
-                &self.loaded.model,
-                tokenizer,
-                std::slice::from_ref(&context),
-                &params,
-            )
+            // On the pool once the gate is held: a pool thread waiting on the gate could not help.
+            crate::process::on_compute_pool(|| {
+                generate(
+                    &self.loaded.model,
+                    tokenizer,
+                    std::slice::from_ref(&context),
+                    &params,
+                )
+            })
             .map_err(model_error)?
         };
         let generation = generation

@@ -296,7 +296,9 @@ fn launch_if_ready(shared: &Arc<Shared>, state: &mut State) {
     batch.sort_by_key(|p| (p.episode, p.turn));
     let shared = shared.clone();
     // Dropping the join handle detaches the task; every reply goes through its channel.
-    drop(tokio::task::spawn_blocking(move || sample(&shared, batch)));
+    drop(tokio::task::spawn_blocking(move || {
+        crate::process::on_compute_pool(|| sample(&shared, batch))
+    }));
 }
 
 fn sample(shared: &Shared, batch: Vec<Pending>) {

@@ -341,9 +341,38 @@ pub fn apply(
 
 /// Forward, loss and backward of every micro-batch of `seqs`, gradients accumulated, then one
 /// optimizer update. `reference` is the frozen model for the KL term. `objective = None` trains
-/// with the SFT loss instead.
+/// with the SFT loss instead. Runs on rayon's pool ([`crate::process::on_compute_pool`]).
 #[allow(clippy::too_many_arguments)]
 pub fn update(
+    model: &Model,
+    reference: Option<&Model>,
+    optimizer: &mut AdamW,
+    vars: &[Var],
+    seqs: &[Seq],
+    objective: Option<&Objective>,
+    batching: MicroBatching,
+    max_norm: f64,
+    lr: f64,
+    total_targets: usize,
+) -> Result<UpdateStats> {
+    crate::process::on_compute_pool(|| {
+        update_on_pool(
+            model,
+            reference,
+            optimizer,
+            vars,
+            seqs,
+            objective,
+            batching,
+            max_norm,
+            lr,
+            total_targets,
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn update_on_pool(
     model: &Model,
     reference: Option<&Model>,
     optimizer: &mut AdamW,
