@@ -195,13 +195,21 @@ fn attend(
             let q = &q[task * rows * d..(task + 1) * rows * d];
             // scores[r * total + j] for query row r (head r / t, position r % t).
             let mut scores = vec![0f32; rows * total];
-            for j in 0..total {
-                let kj = &k[ks.at(from(j), hi, j)..ks.at(from(j), hi, j) + d];
+            let key = |j: usize| &k[ks.at(from(j), hi, j)..ks.at(from(j), hi, j) + d];
+            let mut j = 0;
+            while j < total {
+                // KEYS keys at a time: their dot products are independent chains.
+                let n = KEYS.min(total - j);
+                let keys: [&[f32]; KEYS] = std::array::from_fn(|i| key(j + i.min(n - 1)));
                 for r in 0..rows {
-                    let qr = &q[r * d..(r + 1) * d];
-                    scores[r * total + j] =
-                        dot(qr, kj) * scale + mask[(bi * t + r % t) * total + j];
+                    let dots = dots(&q[r * d..(r + 1) * d], &keys);
+                    let mask = &mask[(bi * t + r % t) * total + j..][..n];
+                    for ((s, dot), m) in scores[r * total + j..][..n].iter_mut().zip(dots).zip(mask)
+                    {
+                        *s = dot * scale + m;
+                    }
                 }
+                j += n;
             }
             for row in scores.chunks_mut(total) {
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -227,9 +235,46 @@ fn attend(
         });
 }
 
-/// `a . b` with eight independent partial sums, which the compiler turns into SIMD lanes (a
-/// single running sum is a dependency chain it may not reorder).
+/// Keys whose scores one pass computes.
+const KEYS: usize = 8;
+
+/// `a . b` for each `b` of `keys`, each summed as [`dot`] sums it: eight partial sums over the
+/// vectors in order, added up lane by lane from the first, then the scalar tail. The keys' sums
+/// are independent chains the core overlaps, and the lane sums run across keys.
 #[inline(always)]
+fn dots(a: &[f32], keys: &[&[f32]; KEYS]) -> [f32; KEYS] {
+    const LANES: usize = 8;
+    let split = a.len() / LANES * LANES;
+    let mut acc = [[0f32; LANES]; KEYS];
+    for c in (0..split).step_by(LANES) {
+        let x = &a[c..c + LANES];
+        for (acc, key) in acc.iter_mut().zip(keys) {
+            let y = &key[c..c + LANES];
+            for l in 0..LANES {
+                acc[l] += x[l] * y[l];
+            }
+        }
+    }
+    // `[f32]::sum` starts from -0.0, which adds exactly.
+    let mut out = [-0.0f32; KEYS];
+    for l in 0..LANES {
+        for (o, acc) in out.iter_mut().zip(&acc) {
+            *o += acc[l];
+        }
+    }
+    for (o, key) in out.iter_mut().zip(keys) {
+        let tail: f32 = a[split..]
+            .iter()
+            .zip(&key[split..])
+            .map(|(x, y)| x * y)
+            .sum();
+        *o += tail;
+    }
+    out
+}
+
+#[cfg(test)]
+/// `a . b` with eight independent partial sums, the order [`dots`] keeps.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     const LANES: usize = 8;
     let mut acc = [0f32; LANES];
@@ -248,6 +293,35 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn dots_of_several_keys_have_the_bits_of_one_at_a_time() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Now and then an exact zero of either sign, the case where a sum's start matters.
+            match state % 17 {
+                0 => 0.0,
+                1 => -0.0,
+                _ => (state % 2001) as f32 / 1000.0 - 1.0,
+            }
+        };
+        for d in [64, 37, 8, 3, 0] {
+            for _ in 0..50 {
+                let a: Vec<f32> = (0..d).map(|_| next()).collect();
+                let keys: Vec<Vec<f32>> = (0..KEYS)
+                    .map(|_| (0..d).map(|_| next()).collect())
+                    .collect();
+                let refs: [&[f32]; KEYS] = std::array::from_fn(|i| keys[i].as_slice());
+                let got = dots(&a, &refs);
+                for (i, key) in keys.iter().enumerate() {
+                    assert_eq!(got[i].to_bits(), dot(&a, key).to_bits(), "d {d}, key {i}");
+                }
+            }
+        }
+    }
 
     /// The largest absolute difference between two tensors of one shape.
     fn max_difference(a: &Tensor, b: &Tensor) -> f32 {

@@ -314,4 +314,3 @@ mod tests {
         assert!(matmul_t(&f64s, &w).is_err());
     }
 }
-
