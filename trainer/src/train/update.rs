@@ -356,128 +356,103 @@ pub fn update(
     total_targets: usize,
 ) -> Result<UpdateStats> {
     crate::process::on_compute_pool(|| {
-        update_on_pool(
-            model,
-            reference,
-            optimizer,
-            vars,
-            seqs,
-            objective,
-            batching,
-            max_norm,
-            lr,
-            total_targets,
-        )
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn update_on_pool(
-    model: &Model,
-    reference: Option<&Model>,
-    optimizer: &mut AdamW,
-    vars: &[Var],
-    seqs: &[Seq],
-    objective: Option<&Objective>,
-    batching: MicroBatching,
-    max_norm: f64,
-    lr: f64,
-    total_targets: usize,
-) -> Result<UpdateStats> {
-    let mut stats = UpdateStats::default();
-    let mut acc: Option<GradStore> = None;
-    let mut terms_all: Vec<TokenTerm> = Vec::new();
-    let mut nll_sum = 0.0;
-    let fb = Instant::now();
-    if seqs
-        .iter()
-        .any(|s| s.ids.len() < 2 || s.mask.len() != s.ids.len())
-    {
-        return Err(Error::InvalidInput(
-            "every sequence needs two or more tokens and a mask of the same length".into(),
-        ));
-    }
-    // The prefix every sequence shares (the system prompt) runs once per update; micro-batches
-    // continue from leaf copies of its activations (see `PrefixActivations`).
-    let Some(first) = seqs.first() else {
-        return Ok(stats);
-    };
-    let all: Vec<&Seq> = seqs.iter().collect();
-    let prefix_len = shared_prefix(&all);
-    let prefix = model.prefix_forward(&first.ids[..prefix_len])?;
-    let (leaves, leaf_vars) = prefix.leaves()?;
-    // The reference's prefix, like the policy's, runs once per update.
-    let reference_prefix = match (reference, objective.is_some_and(|o| o.kl_coef > 0.0)) {
-        (Some(r), true) => Some((r, r.prefix_forward(&first.ids[..prefix_len])?)),
-        _ => None,
-    };
-    let mut leaf_grads: Vec<Option<Tensor>> = vec![None; leaf_vars.len()];
-    stats.forward_tokens += prefix_len;
-    stats.padded_tokens += prefix_len;
-    for batch in micro_batches(seqs, batching, prefix_len) {
-        let suffixes: Vec<Vec<u32>> = batch.iter().map(|s| s.ids[prefix_len..].to_vec()).collect();
-        let width = suffixes.iter().map(Vec::len).max().unwrap_or(0);
-        let at = target_indices(&batch, prefix_len, width);
-        let logprobs = model.suffix_logprobs_at(&leaves, &suffixes, &at, DEFAULT_LOGPROB_CHUNK)?;
-        stats.forward_tokens += suffixes.iter().map(Vec::len).sum::<usize>();
-        stats.padded_tokens += pass_cost(&batch, prefix_len).0;
-        stats.unshared_tokens += batch.iter().map(|s| s.ids.len()).sum::<usize>();
-        stats.micro_batches += 1;
-        stats.target_tokens += batch.iter().map(|s| s.targets()).sum::<usize>();
-        let loss = match objective {
-            Some(objective) => {
-                let reference_lp = match &reference_prefix {
-                    Some((r, p)) => Some(reference_logprobs(r, p, &suffixes, &at)?),
-                    None => None,
-                };
-                let (loss, terms) = grpo_loss(
-                    objective,
-                    &batch,
-                    prefix_len,
-                    &logprobs,
-                    reference_lp.as_ref(),
-                    total_targets,
-                )?;
-                terms_all.extend(terms);
-                loss
-            }
-            None => {
-                let (loss, nll) = sft_loss(&logprobs, total_targets)?;
-                nll_sum += nll;
-                loss
-            }
+        let mut stats = UpdateStats::default();
+        let mut acc: Option<GradStore> = None;
+        let mut terms_all: Vec<TokenTerm> = Vec::new();
+        let mut nll_sum = 0.0;
+        let fb = Instant::now();
+        if seqs
+            .iter()
+            .any(|s| s.ids.len() < 2 || s.mask.len() != s.ids.len())
+        {
+            return Err(Error::InvalidInput(
+                "every sequence needs two or more tokens and a mask of the same length".into(),
+            ));
+        }
+        // The prefix every sequence shares (the system prompt) runs once per update; micro-batches
+        // continue from leaf copies of its activations (see `PrefixActivations`).
+        let Some(first) = seqs.first() else {
+            return Ok(stats);
         };
-        let mut grads = loss.backward()?;
-        for (slot, var) in leaf_grads.iter_mut().zip(&leaf_vars) {
-            if let Some(g) = grads.remove(var.as_tensor()) {
-                let g = g.detach();
-                *slot = Some(match slot.take() {
-                    Some(sum) => (sum + g)?,
-                    None => g,
-                });
+        let all: Vec<&Seq> = seqs.iter().collect();
+        let prefix_len = shared_prefix(&all);
+        let prefix = model.prefix_forward(&first.ids[..prefix_len])?;
+        let (leaves, leaf_vars) = prefix.leaves()?;
+        // The reference's prefix, like the policy's, runs once per update.
+        let reference_prefix = match (reference, objective.is_some_and(|o| o.kl_coef > 0.0)) {
+            (Some(r), true) => Some((r, r.prefix_forward(&first.ids[..prefix_len])?)),
+            _ => None,
+        };
+        let mut leaf_grads: Vec<Option<Tensor>> = vec![None; leaf_vars.len()];
+        stats.forward_tokens += prefix_len;
+        stats.padded_tokens += prefix_len;
+        for batch in micro_batches(seqs, batching, prefix_len) {
+            let suffixes: Vec<Vec<u32>> =
+                batch.iter().map(|s| s.ids[prefix_len..].to_vec()).collect();
+            let width = suffixes.iter().map(Vec::len).max().unwrap_or(0);
+            let at = target_indices(&batch, prefix_len, width);
+            let logprobs =
+                model.suffix_logprobs_at(&leaves, &suffixes, &at, DEFAULT_LOGPROB_CHUNK)?;
+            stats.forward_tokens += suffixes.iter().map(Vec::len).sum::<usize>();
+            stats.padded_tokens += pass_cost(&batch, prefix_len).0;
+            stats.unshared_tokens += batch.iter().map(|s| s.ids.len()).sum::<usize>();
+            stats.micro_batches += 1;
+            stats.target_tokens += batch.iter().map(|s| s.targets()).sum::<usize>();
+            let loss = match objective {
+                Some(objective) => {
+                    let reference_lp = match &reference_prefix {
+                        Some((r, p)) => Some(reference_logprobs(r, p, &suffixes, &at)?),
+                        None => None,
+                    };
+                    let (loss, terms) = grpo_loss(
+                        objective,
+                        &batch,
+                        prefix_len,
+                        &logprobs,
+                        reference_lp.as_ref(),
+                        total_targets,
+                    )?;
+                    terms_all.extend(terms);
+                    loss
+                }
+                None => {
+                    let (loss, nll) = sft_loss(&logprobs, total_targets)?;
+                    nll_sum += nll;
+                    loss
+                }
+            };
+            let mut grads = loss.backward()?;
+            for (slot, var) in leaf_grads.iter_mut().zip(&leaf_vars) {
+                if let Some(g) = grads.remove(var.as_tensor()) {
+                    let g = g.detach();
+                    *slot = Some(match slot.take() {
+                        Some(sum) => (sum + g)?,
+                        None => g,
+                    });
+                }
             }
+            accumulate(&mut acc, grads)?;
         }
-        accumulate(&mut acc, grads)?;
-    }
-    if let Some(surrogate) = prefix.pullback(&leaf_grads)? {
-        accumulate(&mut acc, surrogate.backward()?)?;
-    }
-    stats.forward_backward_s = fb.elapsed().as_secs_f64();
-    let opt = Instant::now();
-    if let Some(grads) = acc {
-        stats.grad_norm = apply(optimizer, &grads, vars, max_norm, lr)?;
-    }
-    stats.optimizer_s = opt.elapsed().as_secs_f64();
-    match objective {
-        Some(o) => {
-            let n = terms_all.len().max(1) as f64;
-            stats.loss = grpo::batch_loss(&terms_all, o.kl_coef) * terms_all.len() as f64
-                / total_targets.max(1) as f64;
-            stats.kl = terms_all.iter().map(|t| t.kl).sum::<f64>() / n;
-            stats.clip_fraction = terms_all.iter().filter(|t| t.clipped).count() as f64 / n;
-            stats.ratio_mean = terms_all.iter().map(|t| t.ratio).sum::<f64>() / n;
+        if let Some(surrogate) = prefix.pullback(&leaf_grads)? {
+            accumulate(&mut acc, surrogate.backward()?)?;
         }
-        None => stats.loss = nll_sum / stats.target_tokens.max(1) as f64,
-    }
-    Ok(stats)
+        stats.forward_backward_s = fb.elapsed().as_secs_f64();
+        let opt = Instant::now();
+        if let Some(grads) = acc {
+            stats.grad_norm = apply(optimizer, &grads, vars, max_norm, lr)?;
+        }
+        stats.optimizer_s = opt.elapsed().as_secs_f64();
+        match objective {
+            Some(o) => {
+                let n = terms_all.len().max(1) as f64;
+                stats.loss = grpo::batch_loss(&terms_all, o.kl_coef) * terms_all.len() as f64
+                    / total_targets.max(1) as f64;
+                stats.kl = terms_all.iter().map(|t| t.kl).sum::<f64>() / n;
+                stats.clip_fraction = terms_all.iter().filter(|t| t.clipped).count() as f64 / n;
+                stats.ratio_mean = terms_all.iter().map(|t| t.ratio).sum::<f64>() / n;
+            }
+            None => stats.loss = nll_sum / stats.target_tokens.max(1) as f64,
+        }
+        Ok(stats)
+    })
 }
