@@ -1,16 +1,16 @@
 //! Process-wide settings for tensor work: malloc's thresholds on glibc and a fixed thread count.
 //!
 //! Every candle op allocates its output afresh, and most activations of a training step are
-//! 1-50 MB. By default glibc serves blocks that size with `mmap` and hands them back with
+//! 1-100 MB. By default glibc serves blocks that size with `mmap` and hands them back with
 //! `munmap` on free, so each op faults its output in page by page: a third of the bench's
-//! forward+backward time went to the kernel (55 s of system time in a 2-minute bench). Raising
-//! the mmap threshold to its maximum (32 MiB) and never trimming the heap lets freed blocks be
-//! reused instead; peak RSS stays the same. Larger blocks (a training micro-batch's MLP
-//! activations and logits chunks, 40-100 MB) were still mapped afresh: 1.3 M page faults per SFT
-//! step, 5 GB zeroed. With mmap off they come from the heap too, and with one arena every thread
-//! shares that heap (the compute runs on rayon's threads, which would otherwise each get an
-//! arena of their own, whose large blocks glibc maps anyway): 0.15 M faults per step after the
-//! first, the same peak RSS over three SFT steps (8.8 GB).
+//! forward+backward time went to the kernel (55 s of system time in a 2-minute bench). So glibc
+//! maps no block at all (`M_MMAP_MAX` 0: every block comes from the heap), never trims the heap,
+//! and keeps one arena, which every thread shares (the compute runs on rayon's threads, which
+//! would otherwise each get an arena of their own, whose large blocks glibc maps anyway). Freed
+//! blocks are reused instead. Raising the mmap threshold to its 32 MiB maximum, as before, still
+//! left a micro-batch's 40-100 MB blocks (MLP activations, logits chunks) mapped afresh: 1.3 M
+//! page faults per SFT step, 5 GB zeroed; now 0.15 M per step after the first, at the same peak
+//! RSS over three SFT steps (8.8 GB), and the whole default run's peak fell from 15.5 to 9.1 GB.
 //!
 //! candle asks for its thread count on every matmul, and unless `RAYON_NUM_THREADS` is set that
 //! means parsing `/proc/cpuinfo` each time (5% of a decoding profile). Pinning the variable to the
@@ -19,10 +19,6 @@
 //! Tensor work should run on one of rayon's threads ([`on_compute_pool`]): every parallel op
 //! called from elsewhere is queued to the pool while the caller sleeps on a latch, and a decoding
 //! step is ~300 such ops (2 context switches each, and a pool thread parked between them).
-
-/// Largest mmap threshold glibc accepts (`DEFAULT_MMAP_THRESHOLD_MAX` on 64-bit).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MMAP_THRESHOLD: libc::c_int = 32 << 20;
 
 /// Applies the settings above. Call once, first thing in `main`, before other threads start (it
 /// sets an environment variable) and before the big allocations; calling again is harmless.
@@ -49,11 +45,10 @@ fn tune_malloc() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: mallopt only changes allocator parameters; glibc takes its arena lock for it,
-        // and both values are in the documented ranges.
+        // and the values are in the documented ranges.
         unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+            libc::mallopt(libc::M_MMAP_MAX, 0) == 1
                 && libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX) == 1
-                && libc::mallopt(libc::M_MMAP_MAX, 0) == 1
                 && libc::mallopt(libc::M_ARENA_MAX, 1) == 1
         }
     }

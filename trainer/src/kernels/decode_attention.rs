@@ -198,7 +198,8 @@ fn attend(
             let key = |j: usize| &k[ks.at(from(j), hi, j)..ks.at(from(j), hi, j) + d];
             let mut j = 0;
             while j < total {
-                // KEYS keys at a time: their dot products are independent chains.
+                // KEYS keys at a time: their dot products are independent chains. A short last
+                // block repeats its last key; the extra dots are not stored.
                 let n = KEYS.min(total - j);
                 let keys: [&[f32]; KEYS] = std::array::from_fn(|i| key(j + i.min(n - 1)));
                 for r in 0..rows {

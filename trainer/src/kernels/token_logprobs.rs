@@ -132,8 +132,9 @@ struct ChunkedLogprobs {
 }
 
 /// Elements of one `[rows, vocab block]` slice of the logits in the backward pass: 16 MiB in
-/// f32, below glibc's largest mmap threshold, so the blocks reuse heap memory instead of being
-/// faulted in afresh (see [`crate::process`]).
+/// f32. It was sized below glibc's largest mmap threshold so the blocks reused heap memory
+/// instead of being faulted in afresh; since [`crate::process`] turns mmap off, every block
+/// does, and this is only how much of the logits one block holds.
 const BACKWARD_BLOCK_ELEMS: usize = 4 << 20;
 
 impl CustomOp2 for ChunkedLogprobs {
