@@ -27,15 +27,28 @@ pub(crate) trait Float:
     /// otherwise take libm's slow underflow path).
     const EXP_UNDERFLOW: Self;
     fn from_f64(v: f64) -> Self;
-    fn exp(self) -> Self;
+    /// `row[i] <- exp(row[i] - max)`, exactly zero below [`Float::EXP_UNDERFLOW`]: a softmax
+    /// row's exponentials.
+    fn exp_shifted(row: &mut [Self], max: Self);
+    /// `out[i] <- exp(-x[i])`: what [`sigmoids`] needs, many at once.
+    fn exp_neg(x: &[Self], out: &mut [Self]);
     fn max(self, other: Self) -> Self;
-    fn sigmoid(self) -> Self {
-        Self::ONE / (Self::ONE + (-self).exp())
+}
+
+/// Entries per [`sigmoids`] call: a stack buffer's worth.
+pub(crate) const SIGMOID_BLOCK: usize = 256;
+
+/// `out[i] <- 1 / (1 + exp(-x[i]))` for up to [`SIGMOID_BLOCK`] entries: a sigmoid with the bits
+/// of computing it one entry at a time, the exponentials taken many at once.
+pub(crate) fn sigmoids<T: Float>(x: &[T], out: &mut [T]) {
+    T::exp_neg(x, out);
+    for o in out.iter_mut() {
+        *o = T::ONE / (T::ONE + *o);
     }
 }
 
 macro_rules! float {
-    ($t:ty, $underflow:expr) => {
+    ($t:ty, $underflow:expr, $exp_shifted:expr, $exp_neg:expr) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -44,8 +57,11 @@ macro_rules! float {
             fn from_f64(v: f64) -> Self {
                 v as $t
             }
-            fn exp(self) -> Self {
-                <$t>::exp(self)
+            fn exp_shifted(row: &mut [Self], max: Self) {
+                $exp_shifted(row, max)
+            }
+            fn exp_neg(x: &[Self], out: &mut [Self]) {
+                $exp_neg(x, out)
             }
             fn max(self, other: Self) -> Self {
                 <$t>::max(self, other)
@@ -53,8 +69,32 @@ macro_rules! float {
         }
     };
 }
-float!(f32, -104.0);
-float!(f64, -746.0);
+// f32 rows take the eight-wide `expf` with libm's bits; f64 rows (reference runs) libm's `exp`.
+float!(
+    f32,
+    crate::kernels::expf::EXP_UNDERFLOW,
+    crate::kernels::expf::exp_shifted,
+    crate::kernels::expf::exp_neg
+);
+float!(
+    f64,
+    -746.0,
+    |row: &mut [f64], max: f64| {
+        for v in row.iter_mut() {
+            let z = *v - max;
+            *v = if z < <f64 as Float>::EXP_UNDERFLOW {
+                0.0
+            } else {
+                z.exp()
+            };
+        }
+    },
+    |x: &[f64], out: &mut [f64]| {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = (-x).exp();
+        }
+    }
+);
 
 /// Elements per task of a row-wise kernel: enough that rayon's dispatch is noise, few enough
 /// that both threads get work from a single attention layer's rows.
@@ -81,15 +121,11 @@ pub(crate) fn for_row_blocks<T: Send>(
 /// set to zero without calling it.
 pub(crate) fn softmax_in_place<T: Float>(row: &mut [T]) {
     let max = row.iter().copied().fold(T::NEG_INFINITY, T::max);
+    T::exp_shifted(row, max);
+    // Summed in order, one after another: the bits of the single pass this was.
     let mut sum = T::ZERO;
-    for v in row.iter_mut() {
-        let z = *v - max;
-        *v = if z < T::EXP_UNDERFLOW {
-            T::ZERO
-        } else {
-            z.exp()
-        };
-        sum = sum + *v;
+    for &v in row.iter() {
+        sum = sum + v;
     }
     for v in row.iter_mut() {
         *v = *v / sum;

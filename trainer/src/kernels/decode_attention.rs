@@ -27,9 +27,6 @@ use crate::error::{Error, Result};
 /// Most new positions per row the kernel takes; longer prefills are GEMM-shaped.
 pub const MAX_NEW: usize = 4;
 
-/// Below this, `exp(s - max)` is exactly zero in f32 and need not be computed.
-const EXP_UNDERFLOW: f32 = -104.0;
-
 /// Whether [`attention`] applies: CPU f32 operands and at most [`MAX_NEW`] new positions.
 pub fn applies(q: &Tensor, t: usize) -> bool {
     q.device().is_cpu() && q.dtype() == DType::F32 && t <= MAX_NEW
@@ -214,11 +211,10 @@ fn attend(
             }
             for row in scores.chunks_mut(total) {
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                crate::kernels::expf::exp_shifted(row, max);
                 let mut sum = 0f32;
-                for s in row.iter_mut() {
-                    let x = *s - max;
-                    *s = if x < EXP_UNDERFLOW { 0.0 } else { x.exp() };
-                    sum += *s;
+                for &s in row.iter() {
+                    sum += s;
                 }
                 row.iter_mut().for_each(|s| *s /= sum);
             }

@@ -14,6 +14,7 @@ pub mod attention;
 mod custom_op;
 pub mod decode_attention;
 pub mod decode_matmul;
+mod expf;
 pub mod rms_norm;
 pub mod rope;
 pub mod rotary_heads;

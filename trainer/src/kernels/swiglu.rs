@@ -40,6 +40,61 @@ pub fn composed(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     Ok((gate.silu()? * up)?)
 }
 
+/// `silu(gate) * up` for inference (no backward): one pass with the bits of [`composed`]
+/// (candle's `silu` is `g / (1 + exp(-g))`, then the product), where the two ops wrote and
+/// read a full-size intermediate and took one libm `expf` call per entry.
+pub fn swiglu_inference(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    let cpu = gate.device().is_cpu() && up.device().is_cpu();
+    if cpu && gate.dims() == up.dims() && gate.dtype() == DType::F32 && up.dtype() == DType::F32 {
+        Ok(gate
+            .contiguous()?
+            .apply_op2_no_bwd(&up.contiguous()?, &SwiGluInference)?)
+    } else {
+        composed(gate, up)
+    }
+}
+
+struct SwiGluInference;
+
+impl Kernel2 for SwiGluInference {
+    fn run<T: Float>(&self, gate: &[T], up: &[T]) -> Vec<T> {
+        let mut out = up.to_vec();
+        out.par_chunks_mut(TASK_ELEMS)
+            .zip(gate.par_chunks(TASK_ELEMS))
+            .for_each(|(o, g)| {
+                let mut e = [T::ZERO; custom_op::SIGMOID_BLOCK];
+                for (o, g) in o
+                    .chunks_mut(custom_op::SIGMOID_BLOCK)
+                    .zip(g.chunks(custom_op::SIGMOID_BLOCK))
+                {
+                    let e = &mut e[..g.len()];
+                    T::exp_neg(g, e);
+                    for ((o, &g), &e) in o.iter_mut().zip(g).zip(e.iter()) {
+                        *o = g / (T::ONE + e) * *o;
+                    }
+                }
+            });
+        out
+    }
+}
+
+impl CustomOp2 for SwiGluInference {
+    fn name(&self) -> &'static str {
+        "swiglu-inference"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let out = custom_op::apply2(self.name(), (s1, l1), (s2, l2), self)?;
+        Ok((out, l1.shape().clone()))
+    }
+}
+
 impl Kernel2 for SwiGlu {
     fn run<T: Float>(&self, gate: &[T], up: &[T]) -> Vec<T> {
         forward(gate, up)
@@ -57,8 +112,16 @@ fn forward<T: Float>(gate: &[T], up: &[T]) -> Vec<T> {
     out.par_chunks_mut(TASK_ELEMS)
         .zip(gate.par_chunks(TASK_ELEMS))
         .for_each(|(o, g)| {
-            for (o, &g) in o.iter_mut().zip(g) {
-                *o = g * g.sigmoid() * *o;
+            let mut s = [T::ZERO; custom_op::SIGMOID_BLOCK];
+            for (o, g) in o
+                .chunks_mut(custom_op::SIGMOID_BLOCK)
+                .zip(g.chunks(custom_op::SIGMOID_BLOCK))
+            {
+                let s = &mut s[..g.len()];
+                custom_op::sigmoids(g, s);
+                for ((o, &g), &s) in o.iter_mut().zip(g).zip(s.iter()) {
+                    *o = g * s * *o;
+                }
             }
         });
     out
@@ -75,12 +138,22 @@ fn backward<T: Float>(grad: &[T], gate: &[T], up: &[T]) -> Vec<T> {
         .zip(d_up.par_chunks_mut(TASK_ELEMS))
         .zip(gate.par_chunks(TASK_ELEMS).zip(up.par_chunks(TASK_ELEMS)))
         .for_each(|((dg, du), (g, u))| {
-            for (((dg, du), &g), &u) in dg.iter_mut().zip(du.iter_mut()).zip(g).zip(u) {
-                let s = g.sigmoid();
-                let silu = g * s;
-                let grad = *dg;
-                *du = grad * silu;
-                *dg = grad * u * (s + silu * (T::ONE - s));
+            let mut s = [T::ZERO; custom_op::SIGMOID_BLOCK];
+            let blocks = dg
+                .chunks_mut(custom_op::SIGMOID_BLOCK)
+                .zip(du.chunks_mut(custom_op::SIGMOID_BLOCK))
+                .zip(g.chunks(custom_op::SIGMOID_BLOCK))
+                .zip(u.chunks(custom_op::SIGMOID_BLOCK));
+            for (((dg, du), g), u) in blocks {
+                let s = &mut s[..g.len()];
+                custom_op::sigmoids(g, s);
+                let entries = dg.iter_mut().zip(du.iter_mut()).zip(g).zip(u).zip(s.iter());
+                for ((((dg, du), &g), &u), &s) in entries {
+                    let silu = g * s;
+                    let grad = *dg;
+                    *du = grad * silu;
+                    *dg = grad * u * (s + silu * (T::ONE - s));
+                }
             }
         });
     out
@@ -161,6 +234,29 @@ mod tests {
         let ours = swiglu(gate.as_tensor(), up.as_tensor()).unwrap();
         let reference = composed(gate.as_tensor(), up.as_tensor()).unwrap();
         assert_same_values_and_gradients(ours, reference, &scale, &[&gate, &up], 1e-12, 1e-12);
+    }
+
+    #[test]
+    fn inference_has_the_bits_of_the_composed_ops() {
+        let dev = Device::Cpu;
+        let gate = Tensor::randn(0f32, 4.0, (7, 40_000), &dev).unwrap();
+        let up = Tensor::randn(0f32, 1.0, (7, 40_000), &dev).unwrap();
+        let ours: Vec<f32> = swiglu_inference(&gate, &up)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let reference: Vec<f32> = composed(&gate, &up)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(ours
+            .iter()
+            .zip(&reference)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
     #[test]

@@ -990,7 +990,7 @@ fn mlp_block(x: &Tensor, layer: &Layer, eps: f64, kernels: Kernels) -> Result<Te
     );
     let mlp = match kernels {
         Kernels::Differentiable => crate::kernels::swiglu::swiglu(&gate, &up)?,
-        Kernels::Fused => (gate.silu()? * up)?,
+        Kernels::Fused => crate::kernels::swiglu::swiglu_inference(&gate, &up)?,
     };
     Ok((x + layer.down.forward(&mlp, kernels)?)?)
 }
