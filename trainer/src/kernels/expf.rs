@@ -130,40 +130,59 @@ mod tests {
         }
     }
 
-    /// Every float from -104 to 0 (about 1.1 billion), in rows as the softmaxes pass them. Only
-    /// where libm's `expf` is glibc's FMA build, which this reproduces: x86-64 Linux with FMA.
-    #[test]
-    fn same_bits_as_libm_for_every_float_a_softmax_passes() {
-        if !(cfg!(all(
+    /// Whether libm's `expf` is glibc's FMA build, the one this reproduces.
+    fn libm_is_glibc_fma() -> bool {
+        cfg!(all(
             target_arch = "x86_64",
             target_os = "linux",
             target_env = "gnu"
-        )) && std::arch::is_x86_feature_detected!("fma"))
-        {
-            return;
-        }
+        )) && std::arch::is_x86_feature_detected!("fma")
+    }
+
+    /// How many floats with bit patterns in `bits` `ours` (over a slice) maps to other bits than
+    /// `want` (one at a time); NaN matches NaN.
+    fn mismatches(
+        bits: std::ops::RangeInclusive<u32>,
+        ours: impl Fn(&[f32]) -> Vec<f32> + Sync,
+        want: impl Fn(f32) -> f32 + Sync,
+    ) -> u64 {
         use rayon::prelude::*;
-        // Non-positive floats are the bit patterns from 0x8000_0000 (-0.0) up to -104's.
-        let last = EXP_UNDERFLOW.to_bits();
-        let first = 0x8000_0000u32;
+        let (first, last) = (*bits.start(), *bits.end());
         let chunk = 1u32 << 20;
-        let bad: u64 = (first..=last)
+        (first..=last)
             .step_by(chunk as usize)
             .collect::<Vec<u32>>()
             .into_par_iter()
             .map(|start| {
-                let end = start.saturating_add(chunk - 1).min(last);
-                let mut row: Vec<f32> = (start..=end).map(f32::from_bits).collect();
-                let want: Vec<f32> = row.iter().map(|&x| reference(x)).collect();
-                exp_shifted(&mut row, 0.0);
-                row.iter()
-                    .zip(&want)
-                    .filter(|(a, b)| a.to_bits() != b.to_bits())
+                let x: Vec<f32> = (start..=start.saturating_add(chunk - 1).min(last))
+                    .map(f32::from_bits)
+                    .collect();
+                let got = ours(&x);
+                x.iter()
+                    .zip(&got)
+                    .filter(|(&x, g)| {
+                        let w = want(x);
+                        !(w.to_bits() == g.to_bits() || (w.is_nan() && g.is_nan()))
+                    })
                     .count() as u64
             })
-            .sum();
+            .sum()
+    }
+
+    /// Every float from -104 to 0 (about 1.1 billion: the bit patterns from -0.0's up to
+    /// -104's), and a row shifted by its maximum, as the softmaxes pass them.
+    #[test]
+    fn same_bits_as_libm_for_every_float_a_softmax_passes() {
+        if !libm_is_glibc_fma() {
+            return;
+        }
+        let shifted = |x: &[f32]| {
+            let mut row = x.to_vec();
+            exp_shifted(&mut row, 0.0);
+            row
+        };
+        let bad = mismatches(0x8000_0000..=EXP_UNDERFLOW.to_bits(), shifted, reference);
         assert_eq!(bad, 0, "floats whose exp differs from libm's");
-        // A shifted row: the maximum is subtracted first, as the softmaxes do.
         let mut row: Vec<f32> = (0..4096).map(|i| (i as f32) * 0.037 - 120.0).collect();
         let max = 3.25f32;
         let want: Vec<f32> = row.iter().map(|&v| reference(v - max)).collect();
@@ -174,39 +193,18 @@ mod tests {
             .all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
-    /// Every float a sigmoid can pass whose `exp(-x)` is neither 0 nor infinite, and beyond.
+    /// All 2^32 floats, as a sigmoid may pass any.
     #[test]
     fn exp_neg_has_the_bits_of_libm_for_every_float() {
-        if !(cfg!(all(
-            target_arch = "x86_64",
-            target_os = "linux",
-            target_env = "gnu"
-        )) && std::arch::is_x86_feature_detected!("fma"))
-        {
+        if !libm_is_glibc_fma() {
             return;
         }
-        use rayon::prelude::*;
-        let chunk = 1u64 << 20;
-        // All 2^32 bit patterns but NaNs' payloads: NaN in gives NaN out.
-        let bad: u64 = (0..(1u64 << 32))
-            .step_by(chunk as usize)
-            .collect::<Vec<u64>>()
-            .into_par_iter()
-            .map(|start| {
-                let x: Vec<f32> = (start..start + chunk)
-                    .map(|b| f32::from_bits(b as u32))
-                    .collect();
-                let mut got = vec![0f32; x.len()];
-                exp_neg(&x, &mut got);
-                x.iter()
-                    .zip(&got)
-                    .filter(|(&x, g)| {
-                        let want = (-x).exp();
-                        !(want.to_bits() == g.to_bits() || (want.is_nan() && g.is_nan()))
-                    })
-                    .count() as u64
-            })
-            .sum();
+        let ours = |x: &[f32]| {
+            let mut out = vec![0f32; x.len()];
+            exp_neg(x, &mut out);
+            out
+        };
+        let bad = mismatches(0..=u32::MAX, ours, |x| (-x).exp());
         assert_eq!(bad, 0, "floats whose exp(-x) differs from libm's");
     }
 }

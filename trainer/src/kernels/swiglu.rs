@@ -29,7 +29,8 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     }
     let cpu = gate.device().is_cpu() && up.device().is_cpu();
     if cpu && matches!(gate.dtype(), DType::F32 | DType::F64) && up.dtype() == gate.dtype() {
-        Ok(gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)?)
+        let op = SwiGlu { inference: false };
+        Ok(gate.contiguous()?.apply_op2(&up.contiguous()?, op)?)
     } else {
         composed(gate, up)
     }
@@ -46,58 +47,24 @@ pub fn composed(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
 pub fn swiglu_inference(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     let cpu = gate.device().is_cpu() && up.device().is_cpu();
     if cpu && gate.dims() == up.dims() && gate.dtype() == DType::F32 && up.dtype() == DType::F32 {
+        let op = SwiGlu { inference: true };
         Ok(gate
             .contiguous()?
-            .apply_op2_no_bwd(&up.contiguous()?, &SwiGluInference)?)
+            .apply_op2_no_bwd(&up.contiguous()?, &op)?)
     } else {
         composed(gate, up)
     }
 }
 
-struct SwiGluInference;
-
-impl Kernel2 for SwiGluInference {
-    fn run<T: Float>(&self, gate: &[T], up: &[T]) -> Vec<T> {
-        let mut out = up.to_vec();
-        out.par_chunks_mut(TASK_ELEMS)
-            .zip(gate.par_chunks(TASK_ELEMS))
-            .for_each(|(o, g)| {
-                let mut e = [T::ZERO; custom_op::SIGMOID_BLOCK];
-                for (o, g) in o
-                    .chunks_mut(custom_op::SIGMOID_BLOCK)
-                    .zip(g.chunks(custom_op::SIGMOID_BLOCK))
-                {
-                    let e = &mut e[..g.len()];
-                    T::exp_neg(g, e);
-                    for ((o, &g), &e) in o.iter_mut().zip(g).zip(e.iter()) {
-                        *o = g / (T::ONE + e) * *o;
-                    }
-                }
-            });
-        out
-    }
-}
-
-impl CustomOp2 for SwiGluInference {
-    fn name(&self) -> &'static str {
-        "swiglu-inference"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = custom_op::apply2(self.name(), (s1, l1), (s2, l2), self)?;
-        Ok((out, l1.shape().clone()))
-    }
-}
-
 impl Kernel2 for SwiGlu {
     fn run<T: Float>(&self, gate: &[T], up: &[T]) -> Vec<T> {
-        forward(gate, up)
+        if self.inference {
+            // candle's silu divides by `1 + exp(-g)`; the training forward multiplies by its
+            // inverse.
+            with_exp_neg(gate, up, |o, g, e| *o = g / (T::ONE + e) * *o)
+        } else {
+            forward(gate, up)
+        }
     }
 }
 
@@ -108,19 +75,25 @@ impl Kernel3 for SwiGluBackward {
 }
 
 fn forward<T: Float>(gate: &[T], up: &[T]) -> Vec<T> {
+    with_exp_neg(gate, up, |o, g, e| *o = g * (T::ONE / (T::ONE + e)) * *o)
+}
+
+/// `f(out, gate, exp(-gate))` for every entry of `out` (a copy of `up`), split over rayon's
+/// pool, the exponentials taken a block at a time ([`Float::exp_neg`]).
+fn with_exp_neg<T: Float>(gate: &[T], up: &[T], f: impl Fn(&mut T, T, T) + Sync) -> Vec<T> {
     let mut out = up.to_vec();
     out.par_chunks_mut(TASK_ELEMS)
         .zip(gate.par_chunks(TASK_ELEMS))
         .for_each(|(o, g)| {
-            let mut s = [T::ZERO; custom_op::SIGMOID_BLOCK];
+            let mut e = [T::ZERO; custom_op::SIGMOID_BLOCK];
             for (o, g) in o
                 .chunks_mut(custom_op::SIGMOID_BLOCK)
                 .zip(g.chunks(custom_op::SIGMOID_BLOCK))
             {
-                let s = &mut s[..g.len()];
-                custom_op::sigmoids(g, s);
-                for ((o, &g), &s) in o.iter_mut().zip(g).zip(s.iter()) {
-                    *o = g * s * *o;
+                let e = &mut e[..g.len()];
+                T::exp_neg(g, e);
+                for ((o, &g), &e) in o.iter_mut().zip(g).zip(e.iter()) {
+                    f(o, g, e);
                 }
             }
         });
@@ -159,7 +132,11 @@ fn backward<T: Float>(grad: &[T], gate: &[T], up: &[T]) -> Vec<T> {
     out
 }
 
-struct SwiGlu;
+/// The forward op; `inference`: with the bits of candle's `silu` and product (no backward is
+/// taken of it), else the training forward.
+struct SwiGlu {
+    inference: bool,
+}
 
 impl CustomOp2 for SwiGlu {
     fn name(&self) -> &'static str {
