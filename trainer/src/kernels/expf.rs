@@ -1,13 +1,15 @@
-//! `exp` of a softmax row, eight at a time, with exactly the bits of the C library's `expf`.
+//! `exp` of a softmax row or of sigmoids' arguments, eight at a time, with exactly the bits of
+//! the C library's `expf`.
 //!
-//! The softmaxes of attention (training's and decoding's) call `f32::exp` once per score: glibc's
-//! `expf` behind a call, one value at a time, 5% of a GRPO step and 3.5% of an SFT step. Its
-//! algorithm (Arm's optimized-routines, which glibc ships) is a few double-precision operations
-//! on a 32-entry table, so it vectorizes; done here in the order and with the fused multiply-adds
-//! of glibc's x86-64 FMA build (`__expf_fma`, what the CPUs we train on run), each result is the
-//! same float `f32::exp` returns there, which a test checks for every float the softmaxes pass
-//! in. So swapping it in changes no token, loss or evaluation. Where glibc would pick its non-FMA
-//! build (CPUs without FMA) this still computes the FMA build's bits: the same everywhere.
+//! The softmaxes of attention and the sigmoids of the MLP's gate (in training and in decoding)
+//! called `f32::exp` once per entry: glibc's `expf` behind a call, one value at a time, 5% of a
+//! GRPO step and 3.5% of an SFT step. Its algorithm (Arm's optimized-routines, which glibc ships)
+//! is a few double-precision operations on a 32-entry table, so it vectorizes; done here in the
+//! order and with the fused multiply-adds of glibc's x86-64 FMA build (`__expf_fma`, what the
+//! CPUs we train on run), each result is the same float `f32::exp` returns there, which the tests
+//! check for every float. So swapping it in changes no token, loss or evaluation. Where glibc
+//! would pick its non-FMA build (CPUs without FMA) this still computes the FMA build's bits: the
+//! same everywhere.
 
 /// `2^(i/32)` rounded to the nearest double, as bits, minus `i << 47`: adding `k << 47` for an
 /// integer `k` with `k % 32 == i` gives the bits of `2^(k/32)`.
