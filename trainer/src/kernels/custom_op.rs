@@ -23,37 +23,21 @@ pub(crate) trait Float:
     const ZERO: Self;
     const ONE: Self;
     const NEG_INFINITY: Self;
-    /// Below this `exp` returns exactly zero, so it need not be called (masked entries would
-    /// otherwise take libm's slow underflow path).
-    const EXP_UNDERFLOW: Self;
     fn from_f64(v: f64) -> Self;
-    /// `row[i] <- exp(row[i] - max)`, exactly zero below [`Float::EXP_UNDERFLOW`]: a softmax
-    /// row's exponentials.
+    /// `row[i] <- exp(row[i] - max)`: a softmax row's exponentials, exactly zero where they
+    /// underflow.
     fn exp_shifted(row: &mut [Self], max: Self);
-    /// `out[i] <- exp(-x[i])`: what [`sigmoids`] needs, many at once.
+    /// `out[i] <- exp(-x[i])`: a sigmoid's exponentials, many at once.
     fn exp_neg(x: &[Self], out: &mut [Self]);
     fn max(self, other: Self) -> Self;
 }
 
-/// Entries per [`sigmoids`] call: a stack buffer's worth.
-pub(crate) const SIGMOID_BLOCK: usize = 256;
-
-/// `out[i] <- 1 / (1 + exp(-x[i]))` for up to [`SIGMOID_BLOCK`] entries: a sigmoid with the bits
-/// of computing it one entry at a time, the exponentials taken many at once.
-pub(crate) fn sigmoids<T: Float>(x: &[T], out: &mut [T]) {
-    T::exp_neg(x, out);
-    for o in out.iter_mut() {
-        *o = T::ONE / (T::ONE + *o);
-    }
-}
-
 macro_rules! float {
-    ($t:ty, $underflow:expr, $exp_shifted:expr, $exp_neg:expr) => {
+    ($t:ty, $exp_shifted:expr, $exp_neg:expr) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
-            const EXP_UNDERFLOW: Self = $underflow;
             fn from_f64(v: f64) -> Self {
                 v as $t
             }
@@ -72,21 +56,16 @@ macro_rules! float {
 // f32 rows take the eight-wide `expf` with libm's bits; f64 rows (reference runs) libm's `exp`.
 float!(
     f32,
-    crate::kernels::expf::EXP_UNDERFLOW,
     crate::kernels::expf::exp_shifted,
     crate::kernels::expf::exp_neg
 );
 float!(
     f64,
-    -746.0,
     |row: &mut [f64], max: f64| {
         for v in row.iter_mut() {
             let z = *v - max;
-            *v = if z < <f64 as Float>::EXP_UNDERFLOW {
-                0.0
-            } else {
-                z.exp()
-            };
+            // Below this `exp` is exactly zero: masked entries skip libm's slow underflow path.
+            *v = if z < -746.0 { 0.0 } else { z.exp() };
         }
     },
     |x: &[f64], out: &mut [f64]| {
@@ -117,8 +96,8 @@ pub(crate) fn for_row_blocks<T: Send>(
         .for_each(|(i, block)| f(i * rows, block));
 }
 
-/// `row <- softmax(row)` with max-subtraction; entries whose `exp` would underflow to zero are
-/// set to zero without calling it.
+/// `row <- softmax(row)` with max-subtraction, the exponentials a row at a time
+/// ([`Float::exp_shifted`]); the training and decoding attentions' softmax.
 pub(crate) fn softmax_in_place<T: Float>(row: &mut [T]) {
     let max = row.iter().copied().fold(T::NEG_INFINITY, T::max);
     T::exp_shifted(row, max);

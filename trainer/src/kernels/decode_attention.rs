@@ -209,15 +209,9 @@ fn attend(
                 }
                 j += n;
             }
-            for row in scores.chunks_mut(total) {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                crate::kernels::expf::exp_shifted(row, max);
-                let mut sum = 0f32;
-                for &s in row.iter() {
-                    sum += s;
-                }
-                row.iter_mut().for_each(|s| *s /= sum);
-            }
+            scores
+                .chunks_mut(total)
+                .for_each(crate::kernels::custom_op::softmax_in_place);
             for j in 0..total {
                 let vj = &v[vs.at(from(j), hi, j)..vs.at(from(j), hi, j) + d];
                 for r in 0..rows {

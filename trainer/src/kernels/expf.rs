@@ -62,10 +62,6 @@ const UNDERFLOW: f32 = -103.972_08;
 const MAY_UNDERFLOW: f32 = -103.278_93;
 const OVERFLOW: f32 = 88.722_83;
 
-/// Scores this far below the row's maximum get exactly zero without an `exp` (it underflows);
-/// the softmaxes share it.
-pub(crate) const EXP_UNDERFLOW: f32 = -104.0;
-
 /// `expf(x)`, glibc's `__expf_fma` step by step (NaN stays NaN).
 #[inline(always)]
 fn expf(x: f32) -> f32 {
@@ -90,15 +86,13 @@ fn expf(x: f32) -> f32 {
     }
 }
 
-/// `row[i] <- exp(row[i] - max)`, and exactly 0 where `row[i] - max` is below
-/// [`EXP_UNDERFLOW`]: the exponentials of a softmax row whose largest entry is `max`. Compiled
-/// for AVX-512 and AVX2 with FMA where the CPU has them (chosen at run time).
+/// `row[i] <- exp(row[i] - max)`: the exponentials of a softmax row whose largest entry is
+/// `max` (exactly zero where they underflow, as `expf`'s are). Compiled for AVX-512 and AVX2
+/// with FMA where the CPU has them (chosen at run time).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512dq+avx512vl", "x86_64+avx2+fma"))]
 pub(crate) fn exp_shifted(row: &mut [f32], max: f32) {
     for v in row.iter_mut() {
-        let x = *v - max;
-        let e = expf(x);
-        *v = if x < EXP_UNDERFLOW { 0.0 } else { e };
+        *v = expf(*v - max);
     }
 }
 
@@ -113,6 +107,9 @@ pub(crate) fn exp_neg(x: &[f32], out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where the softmaxes stopped calling libm before: its `expf` is zero below.
+    const EXP_UNDERFLOW: f32 = -104.0;
 
     /// The reference: what the softmaxes computed before, one libm call per entry.
     fn reference(x: f32) -> f32 {
@@ -189,10 +186,7 @@ mod tests {
         let max = 3.25f32;
         let want: Vec<f32> = row.iter().map(|&v| reference(v - max)).collect();
         exp_shifted(&mut row, max);
-        assert!(row
-            .iter()
-            .zip(&want)
-            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(crate::kernels::testing::same_bits(&row, &want));
     }
 
     /// All 2^32 floats, as a sigmoid may pass any.

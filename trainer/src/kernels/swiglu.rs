@@ -78,6 +78,18 @@ fn forward<T: Float>(gate: &[T], up: &[T]) -> Vec<T> {
     with_exp_neg(gate, up, |o, g, e| *o = g * (T::ONE / (T::ONE + e)) * *o)
 }
 
+/// Entries whose exponentials are taken at once: a stack buffer's worth.
+const SIGMOID_BLOCK: usize = 256;
+
+/// `out[i] <- 1 / (1 + exp(-x[i]))` for up to [`SIGMOID_BLOCK`] entries: a sigmoid with the bits
+/// of computing it one entry at a time, the exponentials taken many at once.
+fn sigmoids<T: Float>(x: &[T], out: &mut [T]) {
+    T::exp_neg(x, out);
+    for o in out.iter_mut() {
+        *o = T::ONE / (T::ONE + *o);
+    }
+}
+
 /// `f(out, gate, exp(-gate))` for every entry of `out` (a copy of `up`), split over rayon's
 /// pool, the exponentials taken a block at a time ([`Float::exp_neg`]).
 fn with_exp_neg<T: Float>(gate: &[T], up: &[T], f: impl Fn(&mut T, T, T) + Sync) -> Vec<T> {
@@ -85,11 +97,8 @@ fn with_exp_neg<T: Float>(gate: &[T], up: &[T], f: impl Fn(&mut T, T, T) + Sync)
     out.par_chunks_mut(TASK_ELEMS)
         .zip(gate.par_chunks(TASK_ELEMS))
         .for_each(|(o, g)| {
-            let mut e = [T::ZERO; custom_op::SIGMOID_BLOCK];
-            for (o, g) in o
-                .chunks_mut(custom_op::SIGMOID_BLOCK)
-                .zip(g.chunks(custom_op::SIGMOID_BLOCK))
-            {
+            let mut e = [T::ZERO; SIGMOID_BLOCK];
+            for (o, g) in o.chunks_mut(SIGMOID_BLOCK).zip(g.chunks(SIGMOID_BLOCK)) {
                 let e = &mut e[..g.len()];
                 T::exp_neg(g, e);
                 for ((o, &g), &e) in o.iter_mut().zip(g).zip(e.iter()) {
@@ -111,15 +120,15 @@ fn backward<T: Float>(grad: &[T], gate: &[T], up: &[T]) -> Vec<T> {
         .zip(d_up.par_chunks_mut(TASK_ELEMS))
         .zip(gate.par_chunks(TASK_ELEMS).zip(up.par_chunks(TASK_ELEMS)))
         .for_each(|((dg, du), (g, u))| {
-            let mut s = [T::ZERO; custom_op::SIGMOID_BLOCK];
+            let mut s = [T::ZERO; SIGMOID_BLOCK];
             let blocks = dg
-                .chunks_mut(custom_op::SIGMOID_BLOCK)
-                .zip(du.chunks_mut(custom_op::SIGMOID_BLOCK))
-                .zip(g.chunks(custom_op::SIGMOID_BLOCK))
-                .zip(u.chunks(custom_op::SIGMOID_BLOCK));
+                .chunks_mut(SIGMOID_BLOCK)
+                .zip(du.chunks_mut(SIGMOID_BLOCK))
+                .zip(g.chunks(SIGMOID_BLOCK))
+                .zip(u.chunks(SIGMOID_BLOCK));
             for (((dg, du), g), u) in blocks {
                 let s = &mut s[..g.len()];
-                custom_op::sigmoids(g, s);
+                sigmoids(g, s);
                 let entries = dg.iter_mut().zip(du.iter_mut()).zip(g).zip(u).zip(s.iter());
                 for ((((dg, du), &g), &u), &s) in entries {
                     let silu = g * s;
@@ -198,7 +207,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     use super::*;
-    use crate::kernels::testing::{assert_same_values_and_gradients, max_abs_diff};
+    use crate::kernels::testing::{assert_same_values_and_gradients, max_abs_diff, same_bits};
 
     #[test]
     fn matches_composed_ops_values_and_gradients() {
@@ -218,22 +227,10 @@ mod tests {
         let dev = Device::Cpu;
         let gate = Tensor::randn(0f32, 4.0, (7, 40_000), &dev).unwrap();
         let up = Tensor::randn(0f32, 1.0, (7, 40_000), &dev).unwrap();
-        let ours: Vec<f32> = swiglu_inference(&gate, &up)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let reference: Vec<f32> = composed(&gate, &up)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert!(ours
-            .iter()
-            .zip(&reference)
-            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        let values = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        let ours = values(swiglu_inference(&gate, &up).unwrap());
+        let reference = values(composed(&gate, &up).unwrap());
+        assert!(same_bits(&ours, &reference));
     }
 
     #[test]

@@ -3,6 +3,12 @@
 
 use candle_core::{Tensor, Var};
 
+/// Whether two float slices are equal bit for bit (the kernels that promise the bits of what
+/// they replace are tested with this, not with a tolerance).
+pub(crate) fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
 /// Largest absolute difference between two tensors of the same shape.
 pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims());
