@@ -438,6 +438,14 @@ impl PrefixActivations {
     }
 }
 
+/// What [`Model::continue_prefix`] leaves: the rows' cache (prefix and suffixes), their hidden
+/// states `[b, w, hidden]` and the requested log-probabilities.
+struct Continued {
+    cache: KvCache,
+    hidden: Tensor,
+    logprobs: Tensor,
+}
+
 /// Position ids and attention mask of one forward call.
 struct Frame {
     /// `[b, t, head_dim/2]` rotary tables for the new positions.
@@ -715,6 +723,27 @@ impl Model {
         self.suffix_logprobs_of(prefix, suffixes, Some(at), chunk)
     }
 
+    /// `prefix` continued by `segment`, run once at batch size 1 in the same graph: the longer
+    /// prefix the rows of a micro-batch also share (a GRPO group's prompt and the first turn its
+    /// episodes sampled alike), with the log-probabilities of the segment's tokens at `at`
+    /// (indices into `segment`; token j is predicted by the hidden state just before it), `[n]`
+    /// in the order of `at`. The segment's share of the gradient flows back through both.
+    pub fn extend_prefix(
+        &self,
+        prefix: &PrefixActivations,
+        segment: &[u32],
+        at: &[u32],
+        chunk: usize,
+    ) -> Result<(PrefixActivations, Tensor)> {
+        let s = segment.len();
+        let run = self.continue_prefix(prefix, &[segment.to_vec()], Some(at), chunk)?;
+        let extended = PrefixActivations {
+            cache: run.cache,
+            last_hidden: run.hidden.narrow(1, s - 1, 1)?,
+        };
+        Ok((extended, run.logprobs))
+    }
+
     fn suffix_logprobs_of(
         &self,
         prefix: &PrefixActivations,
@@ -722,6 +751,19 @@ impl Model {
         at: Option<&[u32]>,
         chunk: usize,
     ) -> Result<Tensor> {
+        Ok(self.continue_prefix(prefix, suffixes, at, chunk)?.logprobs)
+    }
+
+    /// Runs `suffixes` after `prefix` (its keys and values repeated for every row): the cache
+    /// and hidden states of the rows, and the log-probabilities of their tokens (all `[b * w]`,
+    /// or those at `at`; empty for an empty `at`).
+    fn continue_prefix(
+        &self,
+        prefix: &PrefixActivations,
+        suffixes: &[Vec<u32>],
+        at: Option<&[u32]>,
+        chunk: usize,
+    ) -> Result<Continued> {
         let p = prefix.len();
         let b = suffixes.len();
         if p == 0 || b == 0 || suffixes.iter().any(Vec::is_empty) {
@@ -757,8 +799,9 @@ impl Model {
         } else {
             last.contiguous()?
         };
-        match at {
-            None => self.logprobs_of(&before, &ids, chunk),
+        let logprobs = match at {
+            None => self.logprobs_of(&before, &ids, chunk)?,
+            Some([]) => Tensor::zeros(0, self.dtype, &self.device)?,
             Some(at) => {
                 if let Some(&bad) = at.iter().find(|&&i| i as usize >= b * w) {
                     return Err(Error::InvalidInput(format!(
@@ -768,9 +811,14 @@ impl Model {
                 let index = Tensor::new(at, &self.device)?;
                 let before = before.reshape((b * w, h))?.index_select(&index, 0)?;
                 let targets = ids.flatten_all()?.index_select(&index, 0)?;
-                self.logprobs_of(&before, &targets, chunk)
+                self.logprobs_of(&before, &targets, chunk)?
             }
-        }
+        };
+        Ok(Continued {
+            cache,
+            hidden: hidden_s,
+            logprobs,
+        })
     }
 
     /// `log softmax(hidden @ lm_head^T)[target]` row by row, for hidden `[.., h]` and targets of

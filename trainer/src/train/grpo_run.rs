@@ -366,6 +366,7 @@ impl GrpoRun {
                         max_sequences: cfg.grpo.micro_batch,
                         max_tokens: cfg.grpo.micro_batch_tokens,
                         max_cells: cfg.grpo.micro_batch_cells,
+                        by_group: true,
                     },
                     cfg.optimizer.grad_clip,
                     lr,

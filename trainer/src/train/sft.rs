@@ -286,6 +286,7 @@ pub fn run(config: &TrainConfig, steps: Option<u64>, progress: bool) -> Result<P
                 max_sequences: s.micro_batch,
                 max_tokens: s.micro_batch_tokens,
                 max_cells: s.micro_batch_cells,
+                by_group: false,
             },
             o.grad_clip,
             lr,

@@ -2,6 +2,12 @@
 //! the GRPO (or SFT) loss on generated tokens only, gradients accumulated across
 //! micro-batches, the global gradient norm clipped, and the AdamW step.
 //!
+//! Shared tokens run once, at two levels: the prefix every sequence of the update shares (the
+//! system prompt) once per update, and what the rows of a micro-batch share beyond it once per
+//! micro-batch. A GRPO micro-batch holds one group, whose episodes share their prompt and, from
+//! a policy sure of itself, often their whole first turn: its log-probabilities are computed
+//! once and enter each episode's loss with that episode's advantage.
+//!
 //! Only positions whose mask is 1 (tokens the policy generated, or the SFT targets) enter a
 //! loss: prompts, chat-template tokens and tool observations are context, never targets.
 
@@ -27,8 +33,8 @@ pub struct Seq {
     pub old_logprobs: Vec<f32>,
     /// The sequence's advantage (GRPO); unused by SFT.
     pub advantage: f64,
-    /// Which group (prompt) it belongs to; micro-batches keep groups together so they share
-    /// the longest prefix.
+    /// Which group (prompt) it belongs to: with [`MicroBatching::by_group`] a micro-batch holds
+    /// one group, whose shared beginning runs once.
     pub group: usize,
 }
 
@@ -214,19 +220,22 @@ pub struct MicroBatching {
     /// and the longest rest). Attention keeps `[heads, t, T]` scores per layer for the backward,
     /// so this is what bounds memory once sequences grow long.
     pub max_cells: usize,
+    /// Micro-batches hold the sequences of one group only, so that what its rows share beyond
+    /// the update's prefix runs once ([`segment_end`]): GRPO's groups share their prompt and
+    /// often their first turn. Otherwise sequences of any group run together, shortest first
+    /// (SFT: its reference episodes share only the system prompt).
+    pub by_group: bool,
 }
 
 /// The cost of running `batch` as one pass after the update's shared `prefix` (run once, apart),
-/// as [`MicroBatching`] bounds it: `(tokens, cells)`, every row's rest padded to the longest.
-pub fn pass_cost(batch: &[&Seq], prefix: usize) -> (usize, usize) {
+/// its rows' shared segment up to `segment_end` once ([`segment_end`]; `prefix` for none), as
+/// [`MicroBatching`] bounds it: `(tokens, cells)`, every row's rest padded to the longest, each
+/// token seeing at most as many keys as the longest row has.
+pub fn pass_cost(batch: &[&Seq], prefix: usize, segment_end: usize) -> (usize, usize) {
     let longest = batch.iter().map(|s| s.ids.len()).max().unwrap_or(0);
-    cost_of(batch.len(), longest, prefix)
-}
-
-/// [`pass_cost`] of `rows` sequences whose longest has `longest` tokens.
-fn cost_of(rows: usize, longest: usize, prefix: usize) -> (usize, usize) {
-    let rest = rows * longest.saturating_sub(prefix);
-    (rest, rest * longest)
+    let tokens = segment_end.saturating_sub(prefix)
+        + batch.len() * longest.saturating_sub(segment_end.max(prefix));
+    (tokens, tokens * longest)
 }
 
 /// The distinct tokens of `seqs`, a shared prefix counted once (the size of their prefix
@@ -250,16 +259,28 @@ pub fn unique_tokens<'a>(seqs: impl IntoIterator<Item = (&'a [u32], &'a [u8])>) 
 }
 
 /// Splits sequences into micro-batches, shortest first so sequences of similar length (and so
-/// little padding) run together, each within the budget for what it runs after the update's
-/// shared `prefix`. A sequence over the budget runs alone.
+/// little padding) run together (by group first with [`MicroBatching::by_group`]), each within
+/// the budget for what it runs after the update's shared `prefix` ([`pass_cost`]). A sequence
+/// over the budget runs alone.
 pub fn micro_batches(seqs: &[Seq], batching: MicroBatching, prefix: usize) -> Vec<Vec<&Seq>> {
     let mut order: Vec<&Seq> = seqs.iter().collect();
-    order.sort_by_key(|s| (s.ids.len(), s.group));
+    match batching.by_group {
+        true => order.sort_by_key(|s| (s.group, s.ids.len())),
+        false => order.sort_by_key(|s| (s.ids.len(), s.group)),
+    }
     let mut out: Vec<Vec<&Seq>> = Vec::new();
     for s in order {
-        // Shortest first: `s` is the longest of its micro-batch.
         let fits = out.last().is_some_and(|last| {
-            let (tokens, cells) = cost_of(last.len() + 1, s.ids.len(), prefix);
+            if batching.by_group && last[0].group != s.group {
+                return false;
+            }
+            let mut with: Vec<&Seq> = last.clone();
+            with.push(s);
+            let end = match batching.by_group {
+                true => segment_end(&with, prefix),
+                false => prefix,
+            };
+            let (tokens, cells) = pass_cost(&with, prefix, end);
             last.len() < batching.max_sequences.max(1)
                 && tokens <= batching.max_tokens
                 && cells <= batching.max_cells
@@ -272,17 +293,76 @@ pub fn micro_batches(seqs: &[Seq], batching: MicroBatching, prefix: usize) -> Ve
     out
 }
 
-/// The frozen reference's log-probabilities of a micro-batch's target tokens (`suffixes` after
-/// the update's shared prefix, run once into `prefix`), `[n]` as the policy's.
-fn reference_logprobs(
-    reference: &Model,
+/// Where the rows of a micro-batch stop sharing: the end of their longest common beginning in
+/// tokens and in mask (a token one episode sampled and another was given is not shared), each
+/// row keeping at least one token of its own; `prefix` for a single row or nothing more shared.
+pub fn segment_end(batch: &[&Seq], prefix: usize) -> usize {
+    let Some(first) = batch.first().filter(|_| batch.len() > 1) else {
+        return prefix;
+    };
+    let ids = common_prefix(batch.iter().map(|s| s.ids.as_slice()));
+    let same = (0..ids)
+        .take_while(|&j| batch.iter().all(|s| s.mask[j] == first.mask[j]))
+        .count();
+    let shortest = batch.iter().map(|s| s.ids.len()).min().unwrap_or(0);
+    same.min(shortest.saturating_sub(1)).max(prefix)
+}
+
+/// The log-probabilities of a micro-batch's target tokens after the update's prefix (`prefix`,
+/// its activations, `prefix_len` positions), `[n]` in the order of [`target_indices`] at
+/// `prefix_len`. The rows' shared segment, up to `segment_end` ([`segment_end`]), runs once
+/// as one row, its target tokens' log-probabilities computed once and given to every row (their
+/// gradients summed); each row's rest continues from it.
+pub fn target_logprobs(
+    model: &Model,
     prefix: &PrefixActivations,
-    suffixes: &[Vec<u32>],
-    at: &[u32],
+    prefix_len: usize,
+    batch: &[&Seq],
+    segment_end: usize,
 ) -> Result<Tensor> {
-    Ok(reference
-        .suffix_logprobs_at(prefix, suffixes, at, DEFAULT_LOGPROB_CHUNK)?
-        .detach())
+    let Some(first) = batch.first().filter(|_| segment_end > prefix_len) else {
+        return rest_logprobs(model, prefix, batch, prefix_len);
+    };
+    let segment = &first.ids[prefix_len..segment_end];
+    let segment_at: Vec<u32> = (0..segment.len())
+        .filter(|&j| first.mask[prefix_len + j] == 1)
+        .map(|j| j as u32)
+        .collect();
+    let (extended, shared) =
+        model.extend_prefix(prefix, segment, &segment_at, DEFAULT_LOGPROB_CHUNK)?;
+    let own = rest_logprobs(model, &extended, batch, segment_end)?;
+    let m = segment_at.len();
+    if m == 0 {
+        return Ok(own);
+    }
+    // Row by row: the segment's targets, then the row's own.
+    let mut index: Vec<u32> = Vec::new();
+    let mut offset = m;
+    for s in batch {
+        let n = s.mask[segment_end..].iter().filter(|&&x| x == 1).count();
+        index.extend(0..m as u32);
+        index.extend(offset as u32..(offset + n) as u32);
+        offset += n;
+    }
+    let all = match own.elem_count() {
+        0 => shared,
+        _ => Tensor::cat(&[&shared, &own], 0)?,
+    };
+    Ok(all.index_select(&Tensor::new(index.as_slice(), all.device())?, 0)?)
+}
+
+/// The log-probabilities of the target tokens of `batch` from position `from` on, each row
+/// continuing `prefix` (which holds the first `from` positions).
+fn rest_logprobs(
+    model: &Model,
+    prefix: &PrefixActivations,
+    batch: &[&Seq],
+    from: usize,
+) -> Result<Tensor> {
+    let suffixes: Vec<Vec<u32>> = batch.iter().map(|s| s.ids[from..].to_vec()).collect();
+    let width = suffixes.iter().map(Vec::len).max().unwrap_or(0);
+    let at = target_indices(batch, from, width);
+    model.suffix_logprobs_at(prefix, &suffixes, &at, DEFAULT_LOGPROB_CHUNK)
 }
 
 /// Adds `grads` into `acc`. Gradients are detached first: a gradient computed from activations
@@ -387,21 +467,24 @@ pub fn update(
         stats.forward_tokens += prefix_len;
         stats.padded_tokens += prefix_len;
         for batch in micro_batches(seqs, batching, prefix_len) {
-            let suffixes: Vec<Vec<u32>> =
-                batch.iter().map(|s| s.ids[prefix_len..].to_vec()).collect();
-            let width = suffixes.iter().map(Vec::len).max().unwrap_or(0);
-            let at = target_indices(&batch, prefix_len, width);
-            let logprobs =
-                model.suffix_logprobs_at(&leaves, &suffixes, &at, DEFAULT_LOGPROB_CHUNK)?;
-            stats.forward_tokens += suffixes.iter().map(Vec::len).sum::<usize>();
-            stats.padded_tokens += pass_cost(&batch, prefix_len).0;
+            let end = match batching.by_group {
+                true => segment_end(&batch, prefix_len),
+                false => prefix_len,
+            };
+            let logprobs = target_logprobs(model, &leaves, prefix_len, &batch, end)?;
+            let segment = end - prefix_len;
+            stats.forward_tokens +=
+                segment + batch.iter().map(|s| s.ids.len() - end).sum::<usize>();
+            stats.padded_tokens += pass_cost(&batch, prefix_len, end).0;
             stats.unshared_tokens += batch.iter().map(|s| s.ids.len()).sum::<usize>();
             stats.micro_batches += 1;
             stats.target_tokens += batch.iter().map(|s| s.targets()).sum::<usize>();
             let loss = match objective {
                 Some(objective) => {
                     let reference_lp = match &reference_prefix {
-                        Some((r, p)) => Some(reference_logprobs(r, p, &suffixes, &at)?),
+                        Some((r, p)) => {
+                            Some(target_logprobs(r, p, prefix_len, &batch, end)?.detach())
+                        }
                         None => None,
                     };
                     let (loss, terms) = grpo_loss(

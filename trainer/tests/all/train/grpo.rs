@@ -291,6 +291,167 @@ fn a_prefix_shared_across_micro_batches_gives_the_unshared_gradient() {
     assert_same_gradients(&model, &shared, &unshared);
 }
 
+/// A group whose episodes also share their first sampled tokens: what a micro-batch's rows share
+/// beyond the update's prefix (target tokens included) runs once, and its log-probabilities,
+/// given to every row, carry exactly the gradient of running each sequence whole.
+#[test]
+fn a_segment_shared_within_a_micro_batch_gives_the_unshared_gradient() {
+    let make = |ids: Vec<u32>, first_target: usize| Seq {
+        mask: (0..ids.len())
+            .map(|i| u8::from(i >= first_target))
+            .collect(),
+        old_logprobs: vec![-1.5; ids.len()],
+        ids,
+        advantage: 1.0,
+        group: 0,
+    };
+    let seqs = vec![
+        make(vec![1, 5, 9, 2, 7, 3, 3, 11, 30], 4),
+        make(vec![1, 5, 9, 2, 7, 3, 3, 12, 13, 14], 4),
+        make(vec![1, 5, 9, 2, 7, 3, 4, 8], 4),
+    ];
+    let all: Vec<&Seq> = seqs.iter().collect();
+    let p = update::shared_prefix(&all);
+    assert_eq!(p, 4, "the update's prefix ends before the first target");
+    // Rows 0 and 1 share three more tokens, all targets; row 2 alone shares nothing more.
+    let pair = [&seqs[0], &seqs[1]];
+    assert_eq!(update::segment_end(&pair, p), 7);
+    assert_eq!(update::segment_end(&[&seqs[2]], p), p);
+    assert_eq!(update::segment_end(&all, p), 6);
+    // The same tokens sampled by one episode and given to another are not shared.
+    let given = make(vec![1, 5, 9, 2, 7, 3, 3, 11, 30], 6);
+    assert_eq!(update::segment_end(&[&seqs[0], &given], p), p);
+    // Every row keeps a token of its own.
+    let prefix_of_0 = make(seqs[0].ids[..8].to_vec(), 4);
+    assert_eq!(update::segment_end(&[&seqs[0], &prefix_of_0], p), 7);
+
+    let model = tiny_model(3);
+    let weight = |i: usize, pos: usize| match seqs[i].mask[pos] {
+        1 => position_weight(i, pos),
+        _ => 0.0,
+    };
+    let prefix = model.prefix_forward(&seqs[0].ids[..p]).unwrap();
+    let (leaves, vars) = prefix.leaves().unwrap();
+    let mut leaf_grads: Vec<Option<Tensor>> = vec![None; vars.len()];
+    let mut total: Option<GradStore> = None;
+    for rows in [vec![0usize, 1], vec![2]] {
+        let batch: Vec<&Seq> = rows.iter().map(|&i| &seqs[i]).collect();
+        let end = update::segment_end(&batch, p);
+        let lp = update::target_logprobs(&model, &leaves, p, &batch, end).unwrap();
+        let positions: Vec<(usize, usize)> = rows
+            .iter()
+            .flat_map(|&i| (p..seqs[i].ids.len()).map(move |pos| (i, pos)))
+            .filter(|&(i, pos)| seqs[i].mask[pos] == 1)
+            .collect();
+        assert_eq!(lp.dims(), [positions.len()]);
+        let mut loss = Tensor::zeros((), DType::F64, &Device::Cpu).unwrap();
+        for (k, &(i, pos)) in positions.iter().enumerate() {
+            let v = lp.get(k).unwrap();
+            loss = (loss + (v * weight(i, pos)).unwrap()).unwrap();
+        }
+        let mut grads = loss.backward().unwrap();
+        for (slot, var) in leaf_grads.iter_mut().zip(&vars) {
+            if let Some(g) = grads.remove(var.as_tensor()) {
+                *slot = Some(match slot.take() {
+                    Some(s) => (s + g).unwrap(),
+                    None => g,
+                });
+            }
+        }
+        update::accumulate(&mut total, grads).unwrap();
+    }
+    if let Some(surrogate) = prefix.pullback(&leaf_grads).unwrap() {
+        update::accumulate(&mut total, surrogate.backward().unwrap()).unwrap();
+    }
+    let shared = total.expect("the loss reached some weight");
+    let unshared = whole_sequence_gradient(&model, &seqs, p, weight);
+    assert_same_gradients(&model, &shared, &unshared);
+}
+
+/// GRPO's micro-batches hold one group each (so a group's shared beginning can run once), shortest
+/// first within the budget; SFT's run sequences of any group together, shortest first.
+#[test]
+fn micro_batches_keep_groups_apart_only_when_asked() {
+    // Two tokens of prompt, then tokens of the sequence's own: nothing shared beyond the prefix.
+    let seq = |len: usize, group: usize| Seq {
+        ids: [vec![1, 1], vec![100 + len as u32; len - 2]].concat(),
+        mask: vec![1; len],
+        old_logprobs: vec![0.0; len],
+        advantage: 0.0,
+        group,
+    };
+    let seqs: Vec<Seq> = [(30, 1), (10, 0), (20, 1), (12, 0), (25, 0), (11, 1)]
+        .iter()
+        .map(|&(len, group)| seq(len, group))
+        .collect();
+    let shape = |batches: Vec<Vec<&Seq>>| -> Vec<Vec<(usize, usize)>> {
+        batches
+            .iter()
+            .map(|b| b.iter().map(|s| (s.ids.len(), s.group)).collect())
+            .collect()
+    };
+    let batching = |by_group| update::MicroBatching {
+        max_sequences: 3,
+        max_tokens: 1000,
+        max_cells: 100_000,
+        by_group,
+    };
+    assert_eq!(
+        shape(update::micro_batches(&seqs, batching(true), 2)),
+        [
+            vec![(10, 0), (12, 0), (25, 0)],
+            vec![(11, 1), (20, 1), (30, 1)]
+        ]
+    );
+    assert_eq!(
+        shape(update::micro_batches(&seqs, batching(false), 2)),
+        [
+            vec![(10, 0), (11, 1), (12, 0)],
+            vec![(20, 1), (25, 0), (30, 1)]
+        ]
+    );
+    // The token budget still splits a group: 3 rows of 28 after the prefix are 84 tokens.
+    let tight = update::MicroBatching {
+        max_tokens: 60,
+        ..batching(true)
+    };
+    assert_eq!(
+        shape(update::micro_batches(&seqs, tight, 2)),
+        [
+            vec![(10, 0), (12, 0)],
+            vec![(25, 0)],
+            vec![(11, 1), (20, 1)],
+            vec![(30, 1)]
+        ]
+    );
+    // A segment the rows share runs once, so it counts once: 2 + 5 + 5 tokens fit where two
+    // rows of 10 after the prefix would not.
+    let twins = |tail: u32| Seq {
+        ids: [vec![1, 1], vec![7; 5], vec![tail; 5]].concat(),
+        ..seq(12, 0)
+    };
+    let pair = [twins(8), twins(9)];
+    let budget = update::MicroBatching {
+        max_tokens: 15,
+        ..batching(true)
+    };
+    let refs: Vec<&Seq> = pair.iter().collect();
+    assert_eq!(update::pass_cost(&refs, 2, 7), (15, 15 * 12));
+    assert_eq!(update::micro_batches(&pair, budget, 2).len(), 1);
+    assert_eq!(
+        update::micro_batches(
+            &pair,
+            update::MicroBatching {
+                by_group: false,
+                ..budget
+            },
+            2
+        )
+        .len(),
+        2
+    );
+}
+
 /// With the bottom layers frozen, the layers above get exactly the gradient of full training
 /// and the frozen ones none, through the shared prefix and micro-batches as an update runs.
 #[test]
