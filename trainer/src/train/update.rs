@@ -227,6 +227,17 @@ pub struct MicroBatching {
     pub by_group: bool,
 }
 
+impl MicroBatching {
+    /// Where the rows of `batch` stop sharing and run on their own: [`segment_end`] when
+    /// micro-batches hold one group, the update's `prefix` otherwise.
+    pub fn segment_end(&self, batch: &[&Seq], prefix: usize) -> usize {
+        match self.by_group {
+            true => segment_end(batch, prefix),
+            false => prefix,
+        }
+    }
+}
+
 /// The cost of running `batch` as one pass after the update's shared `prefix` (run once, apart),
 /// its rows' shared segment up to `segment_end` once ([`segment_end`]; `prefix` for none), as
 /// [`MicroBatching`] bounds it: `(tokens, cells)`, every row's rest padded to the longest, each
@@ -276,11 +287,7 @@ pub fn micro_batches(seqs: &[Seq], batching: MicroBatching, prefix: usize) -> Ve
             }
             let mut with: Vec<&Seq> = last.clone();
             with.push(s);
-            let end = match batching.by_group {
-                true => segment_end(&with, prefix),
-                false => prefix,
-            };
-            let (tokens, cells) = pass_cost(&with, prefix, end);
+            let (tokens, cells) = pass_cost(&with, prefix, batching.segment_end(&with, prefix));
             last.len() < batching.max_sequences.max(1)
                 && tokens <= batching.max_tokens
                 && cells <= batching.max_cells
@@ -467,10 +474,7 @@ pub fn update(
         stats.forward_tokens += prefix_len;
         stats.padded_tokens += prefix_len;
         for batch in micro_batches(seqs, batching, prefix_len) {
-            let end = match batching.by_group {
-                true => segment_end(&batch, prefix_len),
-                false => prefix_len,
-            };
+            let end = batching.segment_end(&batch, prefix_len);
             let logprobs = target_logprobs(model, &leaves, prefix_len, &batch, end)?;
             let segment = end - prefix_len;
             stats.forward_tokens +=
