@@ -218,7 +218,7 @@ impl Sandbox {
             // prefix of each memory and table instead (stack and data, what every guest touches).
             .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(1 << 16)
-            .pagemap_scan(wasmtime::Enabled::Auto);
+            .pagemap_scan(pagemap_scan());
         let mut config = Config::new();
         config
             .consume_fuel(true)
@@ -311,6 +311,33 @@ impl Drop for Sandbox {
     }
 }
 
+/// Whether the pool may reset memories with the kernel's `PAGEMAP_SCAN`: not while swap is on.
+///
+/// Wasmtime 48.0.8's scan resets in place only the dirty pages that are *present*. A dirty page
+/// the kernel has swapped out is neither reset nor decommitted, so the next call in that slot
+/// would read the previous call's data (wasmtime fixes this upstream in a later 48.0.x, whose
+/// companion crates the registry lacks). With swap on, the pool falls back to resetting a prefix
+/// in place and decommitting the rest, which drops swapped pages too: slower (more page faults),
+/// never stale.
+fn pagemap_scan() -> wasmtime::Enabled {
+    match std::fs::read_to_string("/proc/swaps") {
+        Ok(text) if !swap_active(&text) => wasmtime::Enabled::Auto,
+        Ok(_) => {
+            tracing::warn!(
+                "swap is on: resetting sandbox memories without PAGEMAP_SCAN (slower, never stale)"
+            );
+            wasmtime::Enabled::No
+        }
+        // No /proc/swaps: not Linux (where the scan does not exist anyway) or no procfs.
+        Err(_) => wasmtime::Enabled::Auto,
+    }
+}
+
+/// Whether `/proc/swaps` lists a swap area (a line after its header).
+fn swap_active(proc_swaps: &str) -> bool {
+    proc_swaps.lines().skip(1).any(|l| !l.trim().is_empty())
+}
+
 /// Advances the engine's epoch every [`EPOCH_TICK`] so stores can have wall-clock deadlines.
 /// Holds only a weak reference: the thread ends once the sandbox is dropped.
 fn spawn_ticker(engine: &Engine, stop: Arc<AtomicBool>) {
@@ -335,4 +362,19 @@ fn spawn_ticker(engine: &Engine, stop: Arc<AtomicBool>) {
 /// A component starts with the same magic as a module but a different version/layer field.
 pub fn is_component(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[4..8] == [0x0d, 0x00, 0x01, 0x00]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::swap_active;
+
+    #[test]
+    fn swap_is_active_when_proc_swaps_lists_an_area() {
+        let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        assert!(!swap_active(header));
+        assert!(!swap_active(""));
+        let on =
+            format!("{header}/swapfile                               file\t\t8388604\t\t0\t\t-2\n");
+        assert!(swap_active(&on));
+    }
 }
