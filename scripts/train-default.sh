@@ -9,7 +9,11 @@ cd "$(dirname "$0")/.."
 cargo build --release -p trainer
 bin=target/release/trainer
 limit=${EVAL_LIMIT:-50}
-eval_args=(--dataset tasks --limit "$limit" --max-turns 3 --max-new-tokens 96 --tool-listing brief --concurrency 16)
+# The episode limits of the training rollouts (`[rollout]`), as the run's own evaluations use them.
+rollout() { python3 -c "import tomllib; print(tomllib.load(open('env/config.toml', 'rb'))['rollout']['$1'])"; }
+eval_args=(--dataset tasks --limit "$limit" --max-turns "$(rollout max_turns)"
+  --max-new-tokens "$(rollout max_new_tokens)" --tool-listing brief --concurrency 16
+  --tools calculator,unit_convert,kv_store,search)
 
 rm -rf runs/sft runs/grpo runs/eval-base runs/eval-sft runs/eval-grpo
 "$bin" eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf "${eval_args[@]}" --out runs/eval-base
