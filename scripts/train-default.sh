@@ -9,11 +9,15 @@ cd "$(dirname "$0")/.."
 cargo build --release -p trainer
 bin=target/release/trainer
 limit=${EVAL_LIMIT:-50}
-# The episode limits of the training rollouts (`[rollout]`), as the run's own evaluations use them.
-rollout() { python3 -c "import tomllib; print(tomllib.load(open('env/config.toml', 'rb'))['rollout']['$1'])"; }
+# Episodes as the training rollouts run them (`[rollout]`), as the run's own evaluations do: its
+# limits, tool listing and tools (a list is joined with commas).
+rollout() {
+  python3 -c "import tomllib; v = tomllib.load(open('env/config.toml', 'rb'))['rollout']['$1']
+print(','.join(v) if isinstance(v, list) else v)"
+}
 eval_args=(--dataset tasks --limit "$limit" --max-turns "$(rollout max_turns)"
-  --max-new-tokens "$(rollout max_new_tokens)" --tool-listing brief --concurrency 16
-  --tools calculator,unit_convert,kv_store,search)
+  --max-new-tokens "$(rollout max_new_tokens)" --tool-listing "$(rollout tool_listing)"
+  --tools "$(rollout tools)" --concurrency 16)
 
 rm -rf runs/sft runs/grpo runs/eval-base runs/eval-sft runs/eval-grpo
 "$bin" eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf "${eval_args[@]}" --out runs/eval-base

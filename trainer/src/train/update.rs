@@ -390,6 +390,41 @@ pub fn accumulate(acc: &mut Option<GradStore>, mut grads: GradStore) -> Result<(
     Ok(())
 }
 
+/// The backward of one micro-batch's `loss` after a prefix run once ([`PrefixActivations::leaves`]):
+/// the gradients reaching the prefix's `leaf_vars` are summed into `leaf_grads` (detached; they
+/// enter the prefix's graph once, through [`pull_back`]), the weights' into `acc`.
+pub fn micro_batch_backward(
+    loss: &Tensor,
+    leaf_vars: &[Var],
+    leaf_grads: &mut [Option<Tensor>],
+    acc: &mut Option<GradStore>,
+) -> Result<()> {
+    let mut grads = loss.backward()?;
+    for (slot, var) in leaf_grads.iter_mut().zip(leaf_vars) {
+        if let Some(g) = grads.remove(var.as_tensor()) {
+            let g = g.detach();
+            *slot = Some(match slot.take() {
+                Some(sum) => (sum + g)?,
+                None => g,
+            });
+        }
+    }
+    accumulate(acc, grads)
+}
+
+/// Carries the leaves' summed gradients back through the `prefix` into `acc`: the prefix's
+/// share of every micro-batch's gradient, in one backward.
+pub fn pull_back(
+    prefix: &PrefixActivations,
+    leaf_grads: &[Option<Tensor>],
+    acc: &mut Option<GradStore>,
+) -> Result<()> {
+    if let Some(surrogate) = prefix.pullback(leaf_grads)? {
+        accumulate(acc, surrogate.backward()?)?;
+    }
+    Ok(())
+}
+
 /// `sqrt(Σ g²)` over the gradients of `vars`.
 pub fn global_norm(grads: &GradStore, vars: &[Var]) -> Result<f64> {
     let mut total = 0.0f64;
@@ -508,21 +543,9 @@ pub fn update(
                     loss
                 }
             };
-            let mut grads = loss.backward()?;
-            for (slot, var) in leaf_grads.iter_mut().zip(&leaf_vars) {
-                if let Some(g) = grads.remove(var.as_tensor()) {
-                    let g = g.detach();
-                    *slot = Some(match slot.take() {
-                        Some(sum) => (sum + g)?,
-                        None => g,
-                    });
-                }
-            }
-            accumulate(&mut acc, grads)?;
+            micro_batch_backward(&loss, &leaf_vars, &mut leaf_grads, &mut acc)?;
         }
-        if let Some(surrogate) = prefix.pullback(&leaf_grads)? {
-            accumulate(&mut acc, surrogate.backward()?)?;
-        }
+        pull_back(&prefix, &leaf_grads, &mut acc)?;
         stats.forward_backward_s = fb.elapsed().as_secs_f64();
         let opt = Instant::now();
         if let Some(grads) = acc {

@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor, Var};
-use trainer::model::PrefixActivations;
+use candle_core::{DType, Device, Tensor};
 use trainer::train::grpo::{self, Objective, Schedule};
 use trainer::train::update::{self, Seq};
 use trainer::{Architecture, Model, ModelConfig};
@@ -209,37 +208,6 @@ fn shared_prefix_gradients_equal_the_unshared_computation() {
     assert_same_gradients(&model, &shared, &unshared);
 }
 
-/// The backward of one micro-batch's loss: what reaches the prefix's leaves added to
-/// `leaf_grads`, the weights' gradients to `total` (as an update accumulates them).
-fn micro_batch_backward(
-    loss: &Tensor,
-    vars: &[Var],
-    leaf_grads: &mut [Option<Tensor>],
-    total: &mut Option<GradStore>,
-) {
-    let mut grads = loss.backward().unwrap();
-    for (slot, var) in leaf_grads.iter_mut().zip(vars) {
-        if let Some(g) = grads.remove(var.as_tensor()) {
-            *slot = Some(match slot.take() {
-                Some(s) => (s + g).unwrap(),
-                None => g,
-            });
-        }
-    }
-    update::accumulate(total, grads).unwrap();
-}
-
-/// The leaves' summed gradients carried back through the prefix into `total`.
-fn pull_back(
-    prefix: &PrefixActivations,
-    leaf_grads: &[Option<Tensor>],
-    total: &mut Option<GradStore>,
-) {
-    if let Some(surrogate) = prefix.pullback(leaf_grads).unwrap() {
-        update::accumulate(total, surrogate.backward().unwrap()).unwrap();
-    }
-}
-
 /// The gradient of `Σ weight(i, pos) · log p(token pos of sequence i)` over the positions after
 /// the `p`-token prefix, computed as an update does: the prefix run once, its activations cut
 /// into leaves, two micro-batches (sequences 0 and 1, then 2), the leaves' gradients summed and
@@ -264,9 +232,9 @@ fn micro_batched_gradient(
                 loss = (loss + (v * weight(i, p + j)).unwrap()).unwrap();
             }
         }
-        micro_batch_backward(&loss, &vars, &mut leaf_grads, &mut total);
+        update::micro_batch_backward(&loss, &vars, &mut leaf_grads, &mut total).unwrap();
     }
-    pull_back(&prefix, &leaf_grads, &mut total);
+    update::pull_back(&prefix, &leaf_grads, &mut total).unwrap();
     total.expect("the loss reached some weight")
 }
 
@@ -370,9 +338,9 @@ fn a_segment_shared_within_a_micro_batch_gives_the_unshared_gradient() {
             let v = lp.get(k).unwrap();
             loss = (loss + (v * weight(i, pos)).unwrap()).unwrap();
         }
-        micro_batch_backward(&loss, &vars, &mut leaf_grads, &mut total);
+        update::micro_batch_backward(&loss, &vars, &mut leaf_grads, &mut total).unwrap();
     }
-    pull_back(&prefix, &leaf_grads, &mut total);
+    update::pull_back(&prefix, &leaf_grads, &mut total).unwrap();
     let shared = total.expect("the loss reached some weight");
     let unshared = whole_sequence_gradient(&model, &seqs, p, weight);
     assert_same_gradients(&model, &shared, &unshared);
