@@ -36,6 +36,7 @@ async fn replaying_reference_solutions_solves_every_test_task() {
         assert_eq!(r.correct, Some(true), "{}: {}", r.id, r.output);
         assert_eq!(r.tool_errors, 0, "{}", r.id);
         assert_eq!(r.rewards["mean_turn_correctness"], 3.0, "{}", r.id);
+        assert_eq!(r.rewards["tool_name_match"], 1.0, "{}", r.id);
     }
     assert_eq!(summary["samples"], dataset.len());
     assert_eq!(summary["accuracy"]["overall"], serde_json::json!(100.0));

@@ -5,7 +5,10 @@
 //! ran without error, and how close each turn came to its reference turn. These are pure functions
 //! over [`Episode`], each with a stable [`EpisodeReward::name`] to log it under.
 
+use serde_json::Value;
+
 use super::calls::GroundTruth;
+use super::py::name_iou;
 use super::rubric::Rubric;
 
 /// What happened to one executed tool call.
@@ -26,6 +29,9 @@ pub struct EpisodeTurn<'a> {
     pub ground_truth: Option<&'a GroundTruth>,
     /// The outcome of each tool call the turn made, in order.
     pub calls: &'a [CallOutcome],
+    /// The tool each line of the turn's `<tool_call>` block named, in order (`None` for a line
+    /// that is not a call).
+    pub names: &'a [Option<&'a str>],
 }
 
 /// A finished episode.
@@ -35,6 +41,9 @@ pub struct Episode<'a> {
     pub turns: &'a [EpisodeTurn<'a>],
     /// The expected final answer, when the task has one.
     pub expected_answer: Option<&'a str>,
+    /// The reference solution's turns, all of them (a turn's own `ground_truth` is only there
+    /// while the episode has as many turns).
+    pub reference: &'a [GroundTruth],
     /// The training step (the ToolRL ranges of some variants move with it).
     pub step: u64,
 }
@@ -195,6 +204,51 @@ impl EpisodeReward for MeanTurnFormat {
     }
 }
 
+/// ToolRL's tool-name term (r_name: the multiset IoU of the names called and the names
+/// expected) taken over the whole episode: every call line of every turn against every call of
+/// the reference solution, turn boundaries ignored. A line that is not a call counts as a name
+/// that matches nothing. Without a reference it measures nothing and scores 0.
+///
+/// Why an episode term: an outcome reward gives a group whose episodes all answer wrongly no
+/// signal, and a task that needs two tools (search, then convert) is mostly answered wrongly
+/// after the first; this term still tells the episode that made the second call from the one
+/// that answered before it, and it cannot be raised by calling more than the task needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ToolNameMatch;
+
+impl EpisodeReward for ToolNameMatch {
+    fn name(&self) -> &'static str {
+        "tool_name_match"
+    }
+
+    fn score(&self, episode: &Episode<'_>) -> f64 {
+        self.measure(episode).unwrap_or(0.0)
+    }
+
+    fn measure(&self, episode: &Episode<'_>) -> Option<f64> {
+        if episode.reference.is_empty() {
+            return None;
+        }
+        let expected: Vec<Value> = episode
+            .reference
+            .iter()
+            .flat_map(|g| g.calls.iter().flatten())
+            .filter_map(|c| c.get("name").filter(|n| n.is_string()).cloned())
+            .collect();
+        // Null for a line that is not a call: the expected names are all strings.
+        let made: Vec<Value> = episode
+            .turns
+            .iter()
+            .flat_map(|t| t.names)
+            .map(|n| n.map_or(Value::Null, |n| Value::String(n.to_string())))
+            .collect();
+        let expected: Vec<&Value> = expected.iter().collect();
+        let made: Vec<&Value> = made.iter().collect();
+        // Strings and nulls only, so Python's Counter cannot raise here.
+        name_iou(&expected, &made, false).ok()
+    }
+}
+
 fn indicator(b: bool) -> f64 {
     if b {
         1.0
@@ -261,21 +315,26 @@ mod tests {
                 text: "<think></think>\n<tool_call>\n{\"name\": \"f\", \"parameters\": {}}\n</tool_call>",
                 ground_truth: Some(&truth),
                 calls: &[CallOutcome::Ok, CallOutcome::Error],
+                names: &[Some("f"), None],
             },
             EpisodeTurn {
                 text: "<think></think>\n<tool_call>\n{\"name\": \"g\"}\n</tool_call>",
                 ground_truth: Some(&truth),
                 calls: &[CallOutcome::Ok],
+                names: &[Some("g")],
             },
             EpisodeTurn {
                 text: "<think> done </think>\n<response> The answer is 42 </response>",
                 ground_truth: None,
                 calls: &[],
+                names: &[],
             },
         ];
+        let reference = [truth.clone(), truth.clone()];
         let episode = Episode {
             turns: &turns,
             expected_answer: Some("the answer is 42."),
+            reference: &reference,
             step: 0,
         };
         assert_eq!(episode.final_response(), Some("The answer is 42"));
@@ -288,5 +347,60 @@ mod tests {
             MeanTurnCorrectness::default().name(),
             "mean_turn_correctness"
         );
+        // Made f, (not a call), g against f, f: one f in common over four names.
+        assert_eq!(ToolNameMatch.score(&episode), 0.25);
+    }
+
+    #[test]
+    fn tool_names_over_the_episode() {
+        let search = GroundTruth::parse(
+            "<tool_call>\n{\"name\": \"search\", \"parameters\": {}}\n</tool_call>",
+        )
+        .unwrap();
+        let convert = GroundTruth::parse(
+            "<tool_call>\n{\"name\": \"unit_convert\", \"parameters\": {}}\n</tool_call>",
+        )
+        .unwrap();
+        let reference = [search, convert];
+        let turn = |names: &'static [Option<&'static str>]| EpisodeTurn {
+            text: "",
+            ground_truth: None,
+            calls: &[],
+            names,
+        };
+        let score = |turns: &[EpisodeTurn<'_>], reference: &[GroundTruth]| {
+            let episode = Episode {
+                turns,
+                expected_answer: None,
+                reference,
+                step: 0,
+            };
+            (
+                ToolNameMatch.score(&episode),
+                ToolNameMatch.measure(&episode),
+            )
+        };
+        let both = [
+            turn(&[Some("search")]),
+            turn(&[Some("unit_convert")]),
+            turn(&[]),
+        ];
+        assert_eq!(score(&both, &reference), (1.0, Some(1.0)));
+        // In one turn, or in the other order: turn boundaries and order do not count.
+        let one_turn = [turn(&[Some("unit_convert"), Some("search")])];
+        assert_eq!(score(&one_turn, &reference).0, 1.0);
+        // Answering after the search: half the names.
+        let early = [turn(&[Some("search")]), turn(&[])];
+        assert_eq!(score(&early, &reference).0, 0.5);
+        // Calling more than the task needs lowers it.
+        let spam = [turn(&[
+            Some("search"),
+            Some("search"),
+            Some("unit_convert"),
+        ])];
+        assert_eq!(score(&spam, &reference).0, 2.0 / 3.0);
+        // No call at all, and no reference.
+        assert_eq!(score(&[turn(&[])], &reference), (0.0, Some(0.0)));
+        assert_eq!(score(&both, &[]), (0.0, None));
     }
 }

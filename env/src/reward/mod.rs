@@ -27,7 +27,7 @@ pub use calls::{GroundTruth, GroundTruthError};
 pub use config::{Matching, RewardConfig, Weights};
 pub use episode::{
     AnswerExactMatch, AnswerNormalizedMatch, CallOutcome, Episode, EpisodeReward, EpisodeTurn,
-    MeanTurnCorrectness, MeanTurnFormat, ToolSuccessRate,
+    MeanTurnCorrectness, MeanTurnFormat, ToolNameMatch, ToolSuccessRate,
 };
 pub use range::Range;
 pub use rubric::{Rubric, Scores};

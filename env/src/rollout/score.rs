@@ -3,13 +3,14 @@
 use super::Trajectory;
 use crate::reward::episode::{
     AnswerExactMatch, AnswerNormalizedMatch, CallOutcome, Episode, EpisodeReward, EpisodeTurn,
-    MeanTurnCorrectness, MeanTurnFormat, ToolSuccessRate,
+    MeanTurnCorrectness, MeanTurnFormat, ToolNameMatch, ToolSuccessRate,
 };
 use crate::reward::{GroundTruth, Rubric};
 
 /// Fills `trajectory.rewards` with `answer_exact_match`, `answer_normalized_match`,
-/// `tool_success_rate`, `mean_turn_format` and `mean_turn_correctness` (ToolRL correctness of turn k against
-/// `reference[k]`, averaged over the turns that have one). A term that is a rate over zero
+/// `tool_success_rate`, `mean_turn_format`, `mean_turn_correctness` (ToolRL correctness of turn k
+/// against `reference[k]`, averaged over the turns that have one) and `tool_name_match` (ToolRL's
+/// name term over the whole episode against the whole reference). A term that is a rate over zero
 /// events keeps its training value in `rewards` and its name in `unmeasured`.
 pub fn score_trajectory(
     trajectory: &mut Trajectory,
@@ -30,23 +31,30 @@ pub fn score_trajectory(
                 .collect()
         })
         .collect();
+    let names: Vec<Vec<Option<&str>>> = trajectory
+        .turns
+        .iter()
+        .map(|t| t.calls.iter().map(|c| c.name.as_deref()).collect())
+        .collect();
     let turns: Vec<EpisodeTurn<'_>> = trajectory
         .turns
         .iter()
-        .zip(&outcomes)
+        .zip(outcomes.iter().zip(&names))
         .enumerate()
-        .map(|(k, (t, calls))| EpisodeTurn {
+        .map(|(k, (t, (calls, names)))| EpisodeTurn {
             text: &t.text,
             ground_truth: reference.get(k),
             calls,
+            names,
         })
         .collect();
     let episode = Episode {
         turns: &turns,
         expected_answer: trajectory.expected_answer.as_deref(),
+        reference,
         step,
     };
-    let rewards: [&dyn EpisodeReward; 5] = [
+    let rewards: [&dyn EpisodeReward; 6] = [
         &AnswerExactMatch,
         &AnswerNormalizedMatch,
         &ToolSuccessRate,
@@ -54,6 +62,7 @@ pub fn score_trajectory(
         &MeanTurnCorrectness {
             rubric: rubric.clone(),
         },
+        &ToolNameMatch,
     ];
     let scored: Vec<(&'static str, f64, bool)> = rewards
         .iter()

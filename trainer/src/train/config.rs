@@ -216,7 +216,8 @@ pub struct RewardSection {
     pub weights: Weights,
     /// Weights of the episode terms for executable tasks; the reward is their weighted sum.
     /// Names: `answer_exact_match`, `answer_normalized_match`, `tool_success_rate`,
-    /// `mean_turn_format`, `mean_turn_correctness`. Every term is logged whatever its weight.
+    /// `mean_turn_format`, `mean_turn_correctness`, `tool_name_match`. Every term is logged
+    /// whatever its weight.
     pub terms: BTreeMap<String, f64>,
     /// Compresses the step-scheduled variants (`schedule`, `twostage`, `schedlength`) onto a run
     /// of this many steps: the rubric sees step `s` as `s × 150 / schedule_steps`, so the
@@ -226,12 +227,13 @@ pub struct RewardSection {
 }
 
 /// The episode terms a `[reward.terms]` key may name.
-pub const EPISODE_TERMS: [&str; 5] = [
+pub const EPISODE_TERMS: [&str; 6] = [
     "answer_exact_match",
     "answer_normalized_match",
     "tool_success_rate",
     "mean_turn_format",
     "mean_turn_correctness",
+    "tool_name_match",
 ];
 
 impl Default for RewardSection {
