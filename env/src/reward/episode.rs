@@ -20,18 +20,22 @@ pub enum CallOutcome {
     Error,
 }
 
+/// One line of a turn's `<tool_call>` block, as executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpisodeCall<'a> {
+    /// Whether it ran.
+    pub outcome: CallOutcome,
+    /// The tool it named (`None` for a line that is not a call).
+    pub name: Option<&'a str>,
+}
+
 /// One assistant turn of an episode.
 #[derive(Debug, Clone, Copy)]
 pub struct EpisodeTurn<'a> {
     /// The assistant text of the turn.
     pub text: &'a str,
-    /// The reference turn, when the dataset has one for this point of the dialogue.
-    pub ground_truth: Option<&'a GroundTruth>,
-    /// The outcome of each tool call the turn made, in order.
-    pub calls: &'a [CallOutcome],
-    /// The tool each line of the turn's `<tool_call>` block named, in order (`None` for a line
-    /// that is not a call).
-    pub names: &'a [Option<&'a str>],
+    /// Each tool call line of the turn, in order.
+    pub calls: &'a [EpisodeCall<'a>],
 }
 
 /// A finished episode.
@@ -41,8 +45,8 @@ pub struct Episode<'a> {
     pub turns: &'a [EpisodeTurn<'a>],
     /// The expected final answer, when the task has one.
     pub expected_answer: Option<&'a str>,
-    /// The reference solution's turns, all of them (a turn's own `ground_truth` is only there
-    /// while the episode has as many turns).
+    /// The reference solution's turns: turn `k` of the episode is compared with `reference[k]`
+    /// where there is one, and the whole episode with all of them.
     pub reference: &'a [GroundTruth],
     /// The training step (the ToolRL ranges of some variants move with it).
     pub step: u64,
@@ -137,7 +141,7 @@ impl EpisodeReward for ToolSuccessRate {
     fn measure(&self, episode: &Episode<'_>) -> Option<f64> {
         let outcomes = episode.turns.iter().flat_map(|t| t.calls);
         let (ok, all) = outcomes.fold((0usize, 0usize), |(ok, all), o| {
-            (ok + usize::from(*o == CallOutcome::Ok), all + 1)
+            (ok + usize::from(o.outcome == CallOutcome::Ok), all + 1)
         });
         (all > 0).then(|| ok as f64 / all as f64)
     }
@@ -164,10 +168,8 @@ impl EpisodeReward for MeanTurnCorrectness {
         let scores: Vec<f64> = episode
             .turns
             .iter()
-            .filter_map(|t| {
-                let truth = t.ground_truth?;
-                Some(self.rubric.correctness(t.text, truth, episode.step))
-            })
+            .zip(episode.reference)
+            .map(|(t, truth)| self.rubric.correctness(t.text, truth, episode.step))
             .collect();
         (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
     }
@@ -239,8 +241,8 @@ impl EpisodeReward for ToolNameMatch {
         let made: Vec<Value> = episode
             .turns
             .iter()
-            .flat_map(|t| t.names)
-            .map(|n| n.map_or(Value::Null, |n| Value::String(n.to_string())))
+            .flat_map(|t| t.calls)
+            .map(|c| c.name.map_or(Value::Null, |n| Value::String(n.to_string())))
             .collect();
         let expected: Vec<&Value> = expected.iter().collect();
         let made: Vec<&Value> = made.iter().collect();
@@ -313,21 +315,27 @@ mod tests {
         let turns = [
             EpisodeTurn {
                 text: "<think></think>\n<tool_call>\n{\"name\": \"f\", \"parameters\": {}}\n</tool_call>",
-                ground_truth: Some(&truth),
-                calls: &[CallOutcome::Ok, CallOutcome::Error],
-                names: &[Some("f"), None],
+                calls: &[
+                    EpisodeCall {
+                        outcome: CallOutcome::Ok,
+                        name: Some("f"),
+                    },
+                    EpisodeCall {
+                        outcome: CallOutcome::Error,
+                        name: None,
+                    },
+                ],
             },
             EpisodeTurn {
                 text: "<think></think>\n<tool_call>\n{\"name\": \"g\"}\n</tool_call>",
-                ground_truth: Some(&truth),
-                calls: &[CallOutcome::Ok],
-                names: &[Some("g")],
+                calls: &[EpisodeCall {
+                    outcome: CallOutcome::Ok,
+                    name: Some("g"),
+                }],
             },
             EpisodeTurn {
                 text: "<think> done </think>\n<response> The answer is 42 </response>",
-                ground_truth: None,
                 calls: &[],
-                names: &[],
             },
         ];
         let reference = [truth.clone(), truth.clone()];
@@ -362,15 +370,26 @@ mod tests {
         )
         .unwrap();
         let reference = [search, convert];
-        let turn = |names: &'static [Option<&'static str>]| EpisodeTurn {
-            text: "",
-            ground_truth: None,
-            calls: &[],
-            names,
-        };
-        let score = |turns: &[EpisodeTurn<'_>], reference: &[GroundTruth]| {
+        // An episode by the tools each turn called.
+        let score = |called: &[&[&'static str]], reference: &[GroundTruth]| {
+            let calls: Vec<Vec<EpisodeCall<'_>>> = called
+                .iter()
+                .map(|names| {
+                    names
+                        .iter()
+                        .map(|n| EpisodeCall {
+                            outcome: CallOutcome::Ok,
+                            name: Some(n),
+                        })
+                        .collect()
+                })
+                .collect();
+            let turns: Vec<EpisodeTurn<'_>> = calls
+                .iter()
+                .map(|calls| EpisodeTurn { text: "", calls })
+                .collect();
             let episode = Episode {
-                turns,
+                turns: &turns,
                 expected_answer: None,
                 reference,
                 step: 0,
@@ -380,27 +399,17 @@ mod tests {
                 ToolNameMatch.measure(&episode),
             )
         };
-        let both = [
-            turn(&[Some("search")]),
-            turn(&[Some("unit_convert")]),
-            turn(&[]),
-        ];
-        assert_eq!(score(&both, &reference), (1.0, Some(1.0)));
+        let both: &[&[&str]] = &[&["search"], &["unit_convert"], &[]];
+        assert_eq!(score(both, &reference), (1.0, Some(1.0)));
         // In one turn, or in the other order: turn boundaries and order do not count.
-        let one_turn = [turn(&[Some("unit_convert"), Some("search")])];
-        assert_eq!(score(&one_turn, &reference).0, 1.0);
+        assert_eq!(score(&[&["unit_convert", "search"]], &reference).0, 1.0);
         // Answering after the search: half the names.
-        let early = [turn(&[Some("search")]), turn(&[])];
-        assert_eq!(score(&early, &reference).0, 0.5);
+        assert_eq!(score(&[&["search"], &[]], &reference).0, 0.5);
         // Calling more than the task needs lowers it.
-        let spam = [turn(&[
-            Some("search"),
-            Some("search"),
-            Some("unit_convert"),
-        ])];
-        assert_eq!(score(&spam, &reference).0, 2.0 / 3.0);
+        let spam: &[&[&str]] = &[&["search", "search", "unit_convert"]];
+        assert_eq!(score(spam, &reference).0, 2.0 / 3.0);
         // No call at all, and no reference.
-        assert_eq!(score(&[turn(&[])], &reference), (0.0, Some(0.0)));
-        assert_eq!(score(&both, &[]), (0.0, None));
+        assert_eq!(score(&[&[]], &reference), (0.0, Some(0.0)));
+        assert_eq!(score(both, &[]), (0.0, None));
     }
 }

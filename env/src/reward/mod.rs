@@ -26,8 +26,8 @@ pub mod variant;
 pub use calls::{GroundTruth, GroundTruthError};
 pub use config::{Matching, RewardConfig, Weights};
 pub use episode::{
-    AnswerExactMatch, AnswerNormalizedMatch, CallOutcome, Episode, EpisodeReward, EpisodeTurn,
-    MeanTurnCorrectness, MeanTurnFormat, ToolNameMatch, ToolSuccessRate,
+    AnswerExactMatch, AnswerNormalizedMatch, CallOutcome, Episode, EpisodeCall, EpisodeReward,
+    EpisodeTurn, MeanTurnCorrectness, MeanTurnFormat, ToolNameMatch, ToolSuccessRate,
 };
 pub use range::Range;
 pub use rubric::{Rubric, Scores};

@@ -2,8 +2,8 @@
 
 use super::Trajectory;
 use crate::reward::episode::{
-    AnswerExactMatch, AnswerNormalizedMatch, CallOutcome, Episode, EpisodeReward, EpisodeTurn,
-    MeanTurnCorrectness, MeanTurnFormat, ToolNameMatch, ToolSuccessRate,
+    AnswerExactMatch, AnswerNormalizedMatch, CallOutcome, Episode, EpisodeCall, EpisodeReward,
+    EpisodeTurn, MeanTurnCorrectness, MeanTurnFormat, ToolNameMatch, ToolSuccessRate,
 };
 use crate::reward::{GroundTruth, Rubric};
 
@@ -18,34 +18,29 @@ pub fn score_trajectory(
     rubric: &Rubric,
     step: u64,
 ) {
-    let outcomes: Vec<Vec<CallOutcome>> = trajectory
+    let calls: Vec<Vec<EpisodeCall<'_>>> = trajectory
         .turns
         .iter()
         .map(|t| {
             t.calls
                 .iter()
-                .map(|c| match c.succeeded() {
-                    true => CallOutcome::Ok,
-                    false => CallOutcome::Error,
+                .map(|c| EpisodeCall {
+                    outcome: match c.succeeded() {
+                        true => CallOutcome::Ok,
+                        false => CallOutcome::Error,
+                    },
+                    name: c.name.as_deref(),
                 })
                 .collect()
         })
         .collect();
-    let names: Vec<Vec<Option<&str>>> = trajectory
-        .turns
-        .iter()
-        .map(|t| t.calls.iter().map(|c| c.name.as_deref()).collect())
-        .collect();
     let turns: Vec<EpisodeTurn<'_>> = trajectory
         .turns
         .iter()
-        .zip(outcomes.iter().zip(&names))
-        .enumerate()
-        .map(|(k, (t, (calls, names)))| EpisodeTurn {
+        .zip(&calls)
+        .map(|(t, calls)| EpisodeTurn {
             text: &t.text,
-            ground_truth: reference.get(k),
             calls,
-            names,
         })
         .collect();
     let episode = Episode {
