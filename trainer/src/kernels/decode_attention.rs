@@ -144,6 +144,7 @@ impl CustomOp3 for DecodeAttention {
             total,
             t,
             shared,
+            registers: registers_apply(d),
         };
         attend(&q[q0..], k, ks, v, vs, mask, scale, dims, &mut out);
         Ok((CpuStorage::F32(out), Shape::from((b, heads, rows, d))))
@@ -159,6 +160,21 @@ struct Dims {
     total: usize,
     t: usize,
     shared: usize,
+    /// Whether each task runs as `decode_attention_avx512` writes it (same bits, faster).
+    registers: bool,
+}
+
+/// Whether this CPU runs the AVX-512 form of a task for head size `d`.
+fn registers_apply(d: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::kernels::decode_attention_avx512::applies(d)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = d;
+        false
+    }
 }
 
 /// The kernel: one rayon task per (row, key/value head), compiled for the widest SIMD the CPU
@@ -183,6 +199,7 @@ fn attend(
         total,
         t,
         shared,
+        registers,
     } = dims;
     out.par_chunks_mut(rows * d)
         .enumerate()
@@ -193,6 +210,25 @@ fn attend(
             // scores[r * total + j] for query row r (head r / t, position r % t).
             let mut scores = vec![0f32; rows * total];
             let key = |j: usize| &k[ks.at(from(j), hi, j)..ks.at(from(j), hi, j) + d];
+            #[cfg(target_arch = "x86_64")]
+            if registers {
+                let value = |j: usize| &v[vs.at(from(j), hi, j)..vs.at(from(j), hi, j) + d];
+                let task = crate::kernels::decode_attention_avx512::Task {
+                    q,
+                    keys: &key,
+                    values: &value,
+                    mask: &mask[bi * t * total..(bi + 1) * t * total],
+                    t,
+                    scale,
+                    rows,
+                    d,
+                    total,
+                };
+                crate::kernels::decode_attention_avx512::run(&task, &mut scores, out);
+                return;
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = registers;
             let mut j = 0;
             while j < total {
                 // KEYS keys at a time: their dot products are independent chains. A short last
@@ -309,6 +345,83 @@ mod tests {
                 let got = dots(&a, &refs);
                 for (i, key) in keys.iter().enumerate() {
                     assert_eq!(got[i].to_bits(), dot(&a, key).to_bits(), "d {d}, key {i}");
+                }
+            }
+        }
+    }
+
+    /// The AVX-512 form of a task gives the portable loop's bits: head sizes 64 and 128, one to
+    /// four new positions, short and long caches (a last block of fewer than eight keys),
+    /// shared positions, left padding, fully masked rows, and keys and values in strided
+    /// buffers with exact zeros among them.
+    #[test]
+    fn the_register_form_has_the_bits_of_the_portable_loop() {
+        let d_ok = [64usize, 128];
+        if !d_ok.iter().all(|&d| registers_apply(d)) {
+            eprintln!("skipped: this CPU has no AVX-512");
+            return;
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            match state % 23 {
+                0 => 0.0,
+                1 => -0.0,
+                _ => (state % 4001) as f32 / 1000.0 - 2.0,
+            }
+        };
+        for d in d_ok {
+            for t in 1..=MAX_NEW {
+                for (total, shared) in [(1, 0), (7, 0), (8, 3), (9, 0), (37, 20), (301, 250)] {
+                    if total < t {
+                        continue;
+                    }
+                    let (b, heads, rep, cap) = (3, 2, 3, 311);
+                    let rows = rep * t;
+                    let q: Vec<f32> = (0..b * heads * rows * d).map(|_| next()).collect();
+                    let k: Vec<f32> = (0..b * heads * cap * d).map(|_| next()).collect();
+                    let v: Vec<f32> = (0..b * heads * cap * d).map(|_| next()).collect();
+                    let strided = Strided {
+                        start: 5 * d,
+                        b: heads * cap * d,
+                        head: cap * d,
+                        pos: d,
+                    };
+                    let mut mask = Vec::new();
+                    for bi in 0..b {
+                        for i in 0..t {
+                            for j in 0..total {
+                                let blocked = (bi == 1 && j >= shared && j < shared + 3)
+                                    || j > total - t + i
+                                    || (bi == 2 && i == t - 1 && t > 1);
+                                mask.push(if blocked { -1e9f32 } else { 0.0 });
+                            }
+                        }
+                    }
+                    let run = |registers: bool| {
+                        let mut out = vec![0f32; b * heads * rows * d];
+                        let dims = Dims {
+                            heads,
+                            rows,
+                            d,
+                            total,
+                            t,
+                            shared,
+                            registers,
+                        };
+                        attend(&q, &k, strided, &v, strided, &mask, 0.125, dims, &mut out);
+                        out
+                    };
+                    let (portable, registers) = (run(false), run(true));
+                    for (i, (a, b)) in portable.iter().zip(&registers).enumerate() {
+                        assert_eq!(
+                            a.to_bits(),
+                            b.to_bits(),
+                            "d {d}, t {t}, total {total}, shared {shared}, element {i}: {a} vs {b}"
+                        );
+                    }
                 }
             }
         }

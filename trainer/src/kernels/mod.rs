@@ -13,6 +13,8 @@
 pub mod attention;
 mod custom_op;
 pub mod decode_attention;
+#[cfg(target_arch = "x86_64")]
+mod decode_attention_avx512;
 pub mod decode_matmul;
 mod expf;
 pub mod rms_norm;
