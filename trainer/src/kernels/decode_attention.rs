@@ -321,20 +321,25 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    #[test]
-    fn dots_of_several_keys_have_the_bits_of_one_at_a_time() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
+    /// Reproducible floats in `[-range, range] / 1000`, and now and then (one in `zeros`) an
+    /// exact zero of either sign, the case where a sum's start matters.
+    fn floats(seed: u64, zeros: u64, range: u64) -> impl FnMut() -> f32 {
+        let mut state = seed;
+        move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            // Now and then an exact zero of either sign, the case where a sum's start matters.
-            match state % 17 {
+            match state % zeros {
                 0 => 0.0,
                 1 => -0.0,
-                _ => (state % 2001) as f32 / 1000.0 - 1.0,
+                _ => ((state % (2 * range + 1)) as f32 - range as f32) / 1000.0,
             }
-        };
+        }
+    }
+
+    #[test]
+    fn dots_of_several_keys_have_the_bits_of_one_at_a_time() {
+        let mut next = floats(0x2545_f491_4f6c_dd1d, 17, 1000);
         for d in [64, 37, 8, 3, 0] {
             for _ in 0..50 {
                 let a: Vec<f32> = (0..d).map(|_| next()).collect();
@@ -361,17 +366,7 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX-512");
             return;
         }
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            match state % 23 {
-                0 => 0.0,
-                1 => -0.0,
-                _ => (state % 4001) as f32 / 1000.0 - 2.0,
-            }
-        };
+        let mut next = floats(0x9e37_79b9_7f4a_7c15, 23, 2000);
         for d in d_ok {
             for t in 1..=MAX_NEW {
                 for (total, shared) in [(1, 0), (7, 0), (8, 3), (9, 0), (37, 20), (301, 250)] {
