@@ -111,6 +111,42 @@ pub(crate) fn softmax_in_place<T: Float>(row: &mut [T]) {
     }
 }
 
+/// Query rows advancing together in [`softmax_rows_in_place`]: independent chains the core
+/// overlaps, where one row's ordered sum waits on each addition.
+const SOFTMAX_CHAINS: usize = 4;
+
+/// Each `width`-long row of `rows` through [`softmax_in_place`], with its bits: the same maximum,
+/// exponentials and in-order sum per row, four rows' maxima and sums side by side (decoding's
+/// attention, whose rows are a few query heads over a long cache).
+pub(crate) fn softmax_rows_in_place<T: Float>(rows: &mut [T], width: usize) {
+    if width == 0 {
+        return;
+    }
+    for group in rows.chunks_mut(width * SOFTMAX_CHAINS) {
+        let live = group.len() / width;
+        let mut max = [T::NEG_INFINITY; SOFTMAX_CHAINS];
+        for j in 0..width {
+            for (r, m) in max.iter_mut().enumerate().take(live) {
+                *m = m.max(group[r * width + j]);
+            }
+        }
+        for (row, &max) in group.chunks_mut(width).zip(&max) {
+            T::exp_shifted(row, max);
+        }
+        let mut sum = [T::ZERO; SOFTMAX_CHAINS];
+        for j in 0..width {
+            for (r, s) in sum.iter_mut().enumerate().take(live) {
+                *s = *s + group[r * width + j];
+            }
+        }
+        for (row, &sum) in group.chunks_mut(width).zip(&sum) {
+            for v in row.iter_mut() {
+                *v = *v / sum;
+            }
+        }
+    }
+}
+
 /// `row <- softmax(row * scale + mask)`: one query row of masked attention.
 pub(crate) fn masked_softmax_in_place<T: Float>(row: &mut [T], mask: &[T], scale: T) {
     for (x, &m) in row.iter_mut().zip(mask) {
@@ -253,5 +289,31 @@ mod tests {
             err.to_string().contains("sum-op: non-contiguous input"),
             "{err}"
         );
+    }
+    #[test]
+    fn rows_together_have_the_bits_of_one_row_at_a_time() {
+        let mut state = 0x51_7cc1_b727_220au64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Masked entries (-1e9) among scores, as decoding's attention has them.
+            if state.is_multiple_of(11) {
+                -1e9
+            } else {
+                (state % 20001) as f32 / 1000.0 - 10.0
+            }
+        };
+        for width in [0usize, 1, 7, 300] {
+            for count in 1..=9 {
+                let scores: Vec<f32> = (0..width * count).map(|_| next()).collect();
+                let mut together = scores.clone();
+                softmax_rows_in_place(&mut together, width);
+                let mut alone = scores;
+                alone.chunks_mut(width.max(1)).for_each(softmax_in_place);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&together), bits(&alone), "width {width}, {count} rows");
+            }
+        }
     }
 }

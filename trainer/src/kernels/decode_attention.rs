@@ -245,9 +245,7 @@ fn attend(
                 }
                 j += n;
             }
-            scores
-                .chunks_mut(total)
-                .for_each(crate::kernels::custom_op::softmax_in_place);
+            crate::kernels::custom_op::softmax_rows_in_place(&mut scores, total);
             for j in 0..total {
                 let vj = &v[vs.at(from(j), hi, j)..vs.at(from(j), hi, j) + d];
                 for r in 0..rows {

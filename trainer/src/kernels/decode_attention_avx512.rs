@@ -4,14 +4,13 @@
 //! either way (tested against it).
 //!
 //! The portable loop left the compiler to keep its accumulators: eight keys' partial sums went
-//! through the stack at every step, every query row's output was loaded and stored again for
-//! every key, and each softmax sum (a chain of dependent additions, whose order is fixed) ran
-//! alone. Here the partial sums of eight keys stay in eight registers and are reduced by one
-//! transpose, up to four query rows' outputs stay in registers across all the keys, and the
-//! maxima and sums of four rows advance together as independent chains. Nothing is reordered:
-//! each dot product is still eight lane sums of products (multiply, then add: no fused
-//! multiply-add), added lane by lane from the first, each softmax still sums its row from the
-//! first key, and each output still adds `p * v` key after key.
+//! through the stack at every step, and every query row's output was loaded and stored again
+//! for every key. Here the partial sums of eight keys stay in eight registers and are reduced by
+//! one transpose, and up to four query rows' outputs stay in registers across all the keys.
+//! Nothing is reordered: each dot product is still eight lane sums of products (multiply, then
+//! add: no fused multiply-add), added lane by lane from the first, the softmax is the one both
+//! forms share (`custom_op::softmax_rows_in_place`), and each output still adds `p * v` key
+//! after key.
 
 #![allow(unsafe_code)]
 
@@ -22,13 +21,8 @@ use std::arch::x86_64::{
     _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
-use crate::kernels::custom_op::Float;
-
 /// Keys whose dot products one pass computes (one register of partial sums each).
 const KEYS: usize = 8;
-
-/// Query rows whose maxima and sums advance together.
-const CHAINS: usize = 4;
 
 /// Whether this CPU has the registers [`task`] needs and `d` (the head size) is one it is
 /// written for.
@@ -68,7 +62,7 @@ pub(crate) fn run(task: &Task<'_>, scores: &mut [f32], out: &mut [f32]) {
     // length it reads or writes (see each one).
     unsafe {
         scores_of(task, scores);
-        softmax_rows(scores, task.total);
+        crate::kernels::custom_op::softmax_rows_in_place(scores, task.total);
         if task.d == 64 {
             weighted_values::<4, 4>(task, scores, out);
         } else {
@@ -152,37 +146,6 @@ fn transpose(r: [__m256; 8]) -> [__m256; 8] {
         _mm256_permute2f128_ps::<0x31>(s2, s6),
         _mm256_permute2f128_ps::<0x31>(s3, s7),
     ]
-}
-
-/// Each row of `scores` (`total` wide) through the softmax of `custom_op::softmax_in_place`:
-/// the same maximum, exponentials and sum in order, four rows' chains side by side.
-fn softmax_rows(scores: &mut [f32], total: usize) {
-    if total == 0 {
-        return;
-    }
-    for group in scores.chunks_mut(total * CHAINS) {
-        let live = group.len() / total;
-        let mut max = [f32::NEG_INFINITY; CHAINS];
-        let mut sum = [0f32; CHAINS];
-        for j in 0..total {
-            for (r, m) in max.iter_mut().enumerate().take(live) {
-                *m = Float::max(*m, group[r * total + j]);
-            }
-        }
-        for (r, row) in group.chunks_mut(total).enumerate() {
-            f32::exp_shifted(row, max[r]);
-        }
-        for j in 0..total {
-            for (r, s) in sum.iter_mut().enumerate().take(live) {
-                *s += group[r * total + j];
-            }
-        }
-        for (r, row) in group.chunks_mut(total).enumerate() {
-            for v in row.iter_mut() {
-                *v /= sum[r];
-            }
-        }
-    }
 }
 
 /// `out[r] = Σ_j p[r, j] v_j`, adding key after key and skipping the zero weights, as the
