@@ -286,6 +286,75 @@ impl KvCache {
         Ok(KvCache { layers, shared })
     }
 
+    /// A decoding batch of the given rows, each holding only its positions `keep`, laid out as
+    /// [`KvCache::stack_left_padded`] lays rows out (the first `shared` positions in place, the
+    /// rest right-aligned to `shared + width`, zeros between), in buffers with spare capacity so
+    /// that the next decoding step appends in place. What a batch becomes when finished rows
+    /// leave it and waiting rows join: one copy of every kept position. Off the CPU, or for
+    /// caches that are not f32, the rows are cut out and stacked with candle ops instead.
+    pub fn restack(rows: &[RestackRow<'_>], shared: usize, width: usize) -> Result<KvCache> {
+        let fits = |r: &RestackRow<'_>| {
+            r.keep.len() >= shared
+                && r.keep.len() - shared <= width
+                && r.keep.windows(2).all(|w| w[0] < w[1])
+                && r.keep.last().is_none_or(|&p| (p as usize) < r.cache.len())
+        };
+        if let Some(bad) = rows.iter().position(|r| !fits(r)) {
+            return Err(Error::InvalidInput(format!(
+                "restack: row {bad} keeps {} positions, which do not fit {shared} shared + {width} \
+                 in ascending order within its {} cached ones",
+                rows[bad].keep.len(),
+                rows[bad].cache.len()
+            )));
+        }
+        let num_layers = rows.first().map_or(0, |r| r.cache.layers.len());
+        let layer = |r: &RestackRow<'_>, li: usize| -> Result<LayerCache> {
+            r.cache
+                .layers
+                .get(li)
+                .and_then(Option::as_ref)
+                .cloned()
+                .ok_or_else(|| Error::InvalidInput("restack: a row cache is empty".into()))
+        };
+        let on_cpu_f32 = rows.iter().all(|r| {
+            r.cache.layers.iter().flatten().all(|l| {
+                l.k.device().is_cpu() && l.k.dtype() == DType::F32 && l.v.dtype() == DType::F32
+            })
+        });
+        if !on_cpu_f32 {
+            let cut = rows
+                .iter()
+                .map(|r| r.cache.select_row(r.row, r.keep))
+                .collect::<Result<Vec<_>>>()?;
+            return KvCache::stack_left_padded(&cut, shared, width);
+        }
+        let mut layers = Vec::with_capacity(num_layers);
+        // How many of the shared positions hold the same bits in every row: only those are read
+        // from row 0 (rows prefilled in different batches may hold the same tokens computed
+        // with different sums).
+        let mut same = shared;
+        for li in 0..num_layers {
+            let sources = rows
+                .iter()
+                .map(|r| layer(r, li))
+                .collect::<Result<Vec<_>>>()?;
+            let (k, bk, same_k) =
+                restack_tensor(rows, sources.iter().map(|l| &l.k), shared, width)?;
+            let (v, bv, same_v) =
+                restack_tensor(rows, sources.iter().map(|l| &l.v), shared, width)?;
+            same = same.min(same_k).min(same_v);
+            layers.push(Some(LayerCache {
+                k,
+                v,
+                spare: Some((bk, bv)),
+            }));
+        }
+        Ok(KvCache {
+            layers,
+            shared: same,
+        })
+    }
+
     /// The batch-1 cache of row `row` holding only the cached positions `keep` (ascending), in a
     /// buffer of its own: what a sequence of a finished batch carries into its next turn, its
     /// padding and masked steps left out, without keeping the batch's buffers alive.
@@ -348,6 +417,98 @@ impl KvCache {
             Ok(t.broadcast_as((b, heads, len, d))?.contiguous()?)
         })
     }
+}
+
+/// One row of a batch being restacked ([`KvCache::restack`]): row `row` of `cache`, holding
+/// only its cached positions `keep` (ascending).
+pub struct RestackRow<'a> {
+    /// The cache the row is in.
+    pub cache: &'a KvCache,
+    /// Its row there.
+    pub row: usize,
+    /// Its cached positions to keep, ascending.
+    pub keep: &'a [u32],
+}
+
+/// One layer's keys (or values) of [`KvCache::restack`]'s batch from each row's `[b, heads, len,
+/// d]` f32 CPU tensor (any strides, the last dimension contiguous): the `[rows, heads, shared +
+/// width, d]` view, the spare-capacity buffer it views, and how many of the `shared` positions
+/// hold row 0's bits in every row.
+fn restack_tensor<'a>(
+    rows: &[RestackRow<'_>],
+    sources: impl Iterator<Item = &'a Tensor>,
+    shared: usize,
+    width: usize,
+) -> Result<(Tensor, Tensor, usize)> {
+    use rayon::prelude::*;
+    let sources: Vec<&Tensor> = sources.collect();
+    let Some(first) = sources.first() else {
+        return Err(Error::InvalidInput("restack: no rows".into()));
+    };
+    let (_, heads, _, d) = first.dims4()?;
+    let guards = sources
+        .iter()
+        .map(|t| t.storage_and_layout())
+        .collect::<Vec<_>>();
+    // Each row's storage, and where its head `h`'s position `p` starts: `start + h * head + p * pos`.
+    let mut views: Vec<(&[f32], usize, usize, usize)> = Vec::with_capacity(rows.len());
+    for ((r, t), (storage, layout)) in rows.iter().zip(&sources).zip(&guards) {
+        let (tb, th, _, td) = t.dims4()?;
+        let stride = layout.stride();
+        if r.row >= tb || (th, td) != (heads, d) || stride[3] != 1 {
+            return Err(Error::InvalidInput(format!(
+                "restack: row {} of a [{tb}, {th}, _, {td}] cache (strides {stride:?}) joins rows \
+                 of {heads} heads of {d}",
+                r.row
+            )));
+        }
+        let candle_core::Storage::Cpu(cpu) = &**storage else {
+            return Err(Error::InvalidInput(
+                "restack: a cache is not on the CPU".into(),
+            ));
+        };
+        let start = layout.start_offset() + r.row * stride[0];
+        views.push((cpu.as_slice::<f32>()?, start, stride[1], stride[2]));
+    }
+    let cap = shared + width + KV_SPARE;
+    let mut out = vec![0f32; rows.len() * heads * cap * d];
+    let at = |view: &(&[f32], usize, usize, usize), h: usize, p: u32| {
+        let (_, start, head, pos) = *view;
+        start + h * head + p as usize * pos
+    };
+    // Copies each (row, head) and returns the first shared position where it differs from row
+    // 0's bits (`shared` where none does).
+    let same = out
+        .par_chunks_mut(cap * d)
+        .enumerate()
+        .map(|(bh, dst)| {
+            let (b, h) = (bh / heads, bh % heads);
+            let (r, view) = (&rows[b], &views[b]);
+            let own = r.keep.len() - shared;
+            for (j, &p) in r.keep.iter().enumerate() {
+                let to = if j < shared {
+                    j
+                } else {
+                    shared + width - own + (j - shared)
+                } * d;
+                let from = at(view, h, p);
+                dst[to..to + d].copy_from_slice(&view.0[from..from + d]);
+            }
+            (0..shared)
+                .find(|&j| {
+                    let row0 = &views[0];
+                    let x = &row0.0[at(row0, h, rows[0].keep[j])..][..d];
+                    let y = &dst[j * d..(j + 1) * d];
+                    x.iter().zip(y).any(|(x, y)| x.to_bits() != y.to_bits())
+                })
+                .unwrap_or(shared)
+        })
+        .min()
+        .unwrap_or(shared);
+    drop(views);
+    drop(guards);
+    let buffer = Tensor::from_vec(out, (rows.len(), heads, cap, d), first.device())?;
+    Ok((buffer.narrow(2, 0, shared + width)?, buffer, same))
 }
 
 /// What a differentiable forward of a prefix leaves for its continuations: every layer's keys

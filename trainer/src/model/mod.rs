@@ -17,6 +17,8 @@ pub mod weights;
 
 pub use chat_template::{ChatTemplate, Message};
 pub use config::{Architecture, ModelConfig};
-pub use decoder::{random_weights, KvCache, Model, PrefixActivations, DEFAULT_LOGPROB_CHUNK};
+pub use decoder::{
+    random_weights, KvCache, Model, PrefixActivations, RestackRow, DEFAULT_LOGPROB_CHUNK,
+};
 pub use load::{load, load_weights, LoadedModel};
 pub use tokenizer::TextTokenizer;

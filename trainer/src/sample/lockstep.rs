@@ -35,7 +35,8 @@ use crate::sample::sampler::{FinishReason, SamplingParams};
 /// Counters of the sampling done since the last [`BatchedPolicy::take_stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct SamplingStats {
-    /// Batches launched.
+    /// Sampling batches: the chunks of at most `max_batch` rows prefilled together (decoding
+    /// keeps `max_batch` rows running, the next chunk's rows joining as rows finish).
     pub batches: u64,
     /// Rows sampled (assistant turns).
     pub turns: u64,
@@ -301,112 +302,104 @@ fn launch_if_ready(shared: &Arc<Shared>, state: &mut State) {
     }));
 }
 
-fn sample(shared: &Shared, batch: Vec<Pending>) {
-    for mut chunk in chunks(batch, shared.max_batch) {
-        let started = Instant::now();
-        // What each row's cache will hold before its generated tokens.
-        let fed_before: Vec<Vec<u32>> = chunk
-            .iter()
-            .map(|p| [&p.fed[..], &p.new[..]].concat())
-            .collect();
-        let rows: Vec<Continuation> = chunk
-            .iter_mut()
-            .map(|p| Continuation {
-                cache: p.cache.take(),
-                fed: std::mem::take(&mut p.fed),
-                new: std::mem::take(&mut p.new),
-                seed: row_seed(
-                    row_seed(shared.params.seed, p.episode),
-                    p.turn.wrapping_add(1 << 32),
-                ),
-                max_new_tokens: p.max_new_tokens,
-            })
-            .collect();
-        let loaded = &shared.loaded;
-        let result = generate_continuations(
-            &loaded.model,
-            &loaded.tokenizer,
-            rows,
-            &shared.params,
-            &mut lock(&shared.prefix),
-            true,
-        );
-        let seconds = started.elapsed().as_secs_f64();
-        match result {
-            Ok(done) => {
-                let mut stats = lock(&shared.stats);
-                stats.batches += 1;
-                stats.seconds += seconds;
-                stats.prefilled_tokens += done.prefilled as u64;
-                for (((pending, g), cache), mut fed) in chunk
-                    .into_iter()
-                    .zip(done.generations)
-                    .zip(done.caches)
-                    .zip(fed_before)
-                {
-                    stats.turns += 1;
-                    stats.generated_tokens += g.tokens.len() as u64;
-                    stats.prompt_tokens += pending.prompt_tokens as u64;
-                    stats.context_tokens += pending.context.len() as u64;
-                    stats.entropy_sum += g.mean_entropy * g.tokens.len() as f64;
-                    let finish = match g.finish {
-                        FinishReason::Length => "length",
-                        FinishReason::StopToken(_) | FinishReason::StopString(_) => "stop",
-                    };
-                    let text = g.text.trim().to_string();
-                    let mut messages = pending.messages;
-                    messages.push(Message::new("assistant", text.clone()));
-                    lock(&shared.memory).insert(
-                        pending.episode,
-                        Memory {
-                            messages,
-                            cache,
-                            fed: {
-                                // Every generated token but the last, which is fed next turn.
-                                fed.extend(&g.tokens[..g.tokens.len().saturating_sub(1)]);
-                                fed
-                            },
-                            unfed: g.tokens.last().copied().into_iter().collect(),
+/// Samples the round's turns, at most `max_batch` rows decoding at once (rows that finish early
+/// make room for the next: [`generate_continuations`]), and answers each episode.
+fn sample(shared: &Shared, mut batch: Vec<Pending>) {
+    let started = Instant::now();
+    // What each row's cache will hold before its generated tokens.
+    let fed_before: Vec<Vec<u32>> = batch
+        .iter()
+        .map(|p| [&p.fed[..], &p.new[..]].concat())
+        .collect();
+    let rows: Vec<Continuation> = batch
+        .iter_mut()
+        .map(|p| Continuation {
+            cache: p.cache.take(),
+            fed: std::mem::take(&mut p.fed),
+            new: std::mem::take(&mut p.new),
+            seed: row_seed(
+                row_seed(shared.params.seed, p.episode),
+                p.turn.wrapping_add(1 << 32),
+            ),
+            max_new_tokens: p.max_new_tokens,
+        })
+        .collect();
+    let loaded = &shared.loaded;
+    let result = generate_continuations(
+        &loaded.model,
+        &loaded.tokenizer,
+        rows,
+        &shared.params,
+        &mut lock(&shared.prefix),
+        true,
+        shared.max_batch,
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    match result {
+        Ok(done) => {
+            let mut stats = lock(&shared.stats);
+            // The chunks of `max_batch` rows prefilled together (what were separate batches
+            // before rows joined a running batch), for comparable metrics.
+            stats.batches += batch.len().div_ceil(shared.max_batch) as u64;
+            stats.seconds += seconds;
+            stats.prefilled_tokens += done.prefilled as u64;
+            for (((pending, g), cache), mut fed) in batch
+                .into_iter()
+                .zip(done.generations)
+                .zip(done.caches)
+                .zip(fed_before)
+            {
+                stats.turns += 1;
+                stats.generated_tokens += g.tokens.len() as u64;
+                stats.prompt_tokens += pending.prompt_tokens as u64;
+                stats.context_tokens += pending.context.len() as u64;
+                stats.entropy_sum += g.mean_entropy * g.tokens.len() as f64;
+                let finish = match g.finish {
+                    FinishReason::Length => "length",
+                    FinishReason::StopToken(_) | FinishReason::StopString(_) => "stop",
+                };
+                let text = g.text.trim().to_string();
+                let mut messages = pending.messages;
+                messages.push(Message::new("assistant", text.clone()));
+                lock(&shared.memory).insert(
+                    pending.episode,
+                    Memory {
+                        messages,
+                        cache,
+                        fed: {
+                            // Every generated token but the last, which is fed next turn.
+                            fed.extend(&g.tokens[..g.tokens.len().saturating_sub(1)]);
+                            fed
                         },
-                    );
-                    let turn = PolicyTurn {
-                        text,
-                        tool_calls: Vec::new(),
-                        usage: Some(Usage {
-                            prompt_tokens: pending.prompt_tokens as u64,
-                            completion_tokens: g.tokens.len() as u64,
-                        }),
-                        tokens: Some(TurnTokens {
-                            context: pending.context,
-                            generated: g.tokens,
-                            logprobs: g.logprobs,
-                            restart: pending.restart,
-                        }),
-                        finish_reason: Some(finish.to_string()),
-                    };
-                    // The episode may have been dropped meanwhile; nothing to tell it then.
-                    let _ = pending.reply.send(Ok(turn));
-                }
+                        unfed: g.tokens.last().copied().into_iter().collect(),
+                    },
+                );
+                let turn = PolicyTurn {
+                    text,
+                    tool_calls: Vec::new(),
+                    usage: Some(Usage {
+                        prompt_tokens: pending.prompt_tokens as u64,
+                        completion_tokens: g.tokens.len() as u64,
+                    }),
+                    tokens: Some(TurnTokens {
+                        context: pending.context,
+                        generated: g.tokens,
+                        logprobs: g.logprobs,
+                        restart: pending.restart,
+                    }),
+                    finish_reason: Some(finish.to_string()),
+                };
+                // The episode may have been dropped meanwhile; nothing to tell it then.
+                let _ = pending.reply.send(Ok(turn));
             }
-            Err(e) => {
-                let message = e.to_string();
-                for pending in chunk {
-                    let _ = pending.reply.send(Err(PolicyError::Model(message.clone())));
-                }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for pending in batch {
+                let _ = pending.reply.send(Err(PolicyError::Model(message.clone())));
             }
         }
     }
-}
-
-fn chunks(batch: Vec<Pending>, size: usize) -> Vec<Vec<Pending>> {
-    let mut out: Vec<Vec<Pending>> = Vec::new();
-    for p in batch {
-        match out.last_mut() {
-            Some(last) if last.len() < size => last.push(p),
-            _ => out.push(vec![p]),
-        }
-    }
-    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

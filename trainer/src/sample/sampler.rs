@@ -5,11 +5,13 @@
 //! sequence generates exactly what it would alone. Sampling happens on the CPU from each row's
 //! logits with a small seeded generator, so a seed reproduces a run bit for bit.
 
+use std::collections::VecDeque;
+
 use candle_core::{DType, Tensor};
 
 use crate::error::{Error, Result};
 use crate::model::tokenizer::TextTokenizer;
-use crate::model::{KvCache, Model};
+use crate::model::{KvCache, Model, RestackRow};
 use crate::rng::SplitMix64;
 
 /// How to pick tokens and when to stop.
@@ -153,7 +155,8 @@ pub fn generate_rows_cached(
             max_new_tokens: r.max_new_tokens,
         })
         .collect();
-    Ok(generate_continuations(model, tokenizer, rows, params, prefix, false)?.generations)
+    let all = rows.len();
+    Ok(generate_continuations(model, tokenizer, rows, params, prefix, false, all)?.generations)
 }
 
 /// A row that goes on from keys and values it already has: the next turn of an episode.
@@ -188,14 +191,25 @@ pub struct Continued {
     pub prefilled: usize,
 }
 
-/// Generates one continuation per row, all decoded in one batch.
+/// Generates one continuation per row, decoding at most `max_batch` rows at a time.
 ///
-/// Rows with a cache feed only their `new` tokens after it. Fresh rows share the longest prefix
-/// common to all of them (typically the system prompt), run once at batch size 1 and kept in
-/// `prefix` for later batches; fresh rows with the same prompt (the copies of a GRPO group) are
-/// prefilled once. Each row is prefilled alone, so unequal lengths cost the sum of their lengths,
-/// not `b × longest`, and the rows are then stacked right-aligned with their padding masked:
-/// positions count only real tokens, so every row generates what it would alone.
+/// Rows are prefilled a chunk of `max_batch` at a time, in order, each chunk when its rows are
+/// first needed. Rows with a cache feed only their `new` tokens after it. A chunk's fresh rows
+/// share the longest prefix common to all of them (typically the system prompt), run once at
+/// batch size 1 and kept in `prefix` for later chunks and calls; fresh rows with the same prompt
+/// (the copies of a GRPO group) are prefilled once. Each row is prefilled alone, so unequal
+/// lengths cost the sum of their lengths, not `b × longest`, and rows are stacked right-aligned
+/// with their padding masked: positions count only real tokens.
+///
+/// Decoding keeps the batch full, as continuous batching does in vLLM and SGLang: once a
+/// quarter of its rows have finished they leave it, and the next waiting rows take the free
+/// slots. Rows of a GRPO round end at very different lengths (a few run to the token limit, most
+/// end far sooner), and a batch that decoded its chunk to the end ran its last steps with most
+/// slots empty while the next chunk waited: each step streams every weight once, however few
+/// rows it serves. Each row's arithmetic is the same whatever the batch holds (the decoding
+/// kernels compute row by row, and a row reads another's keys and values only where their bits
+/// are equal), and chunks are prefilled as they would be alone, so every row's tokens are the
+/// bits it samples with any `max_batch`.
 pub fn generate_continuations(
     model: &Model,
     tokenizer: &TextTokenizer,
@@ -203,6 +217,7 @@ pub fn generate_continuations(
     params: &SamplingParams,
     prefix: &mut Option<PrefixCache>,
     keep_caches: bool,
+    max_batch: usize,
 ) -> Result<Continued> {
     validate(params)?;
     if rows.is_empty() {
@@ -233,14 +248,260 @@ pub fn generate_continuations(
         )));
     }
     let b = rows.len();
-    let layers = model.config().num_layers;
+    let max_batch = max_batch.max(1);
     let device = model.device();
     let limits: Vec<usize> = rows
         .iter()
         .map(|r| r.max_new_tokens.min(params.max_new_tokens))
         .collect();
+    let pad = params.stop_token_ids.first().copied().unwrap_or(0);
+    let mut turns = Turns {
+        tokenizer,
+        params,
+        limits: &limits,
+        rngs: rows.iter().map(|r| SplitMix64(r.seed)).collect(),
+        out: vec![None; b],
+        tokens: vec![Vec::new(); b],
+        logprobs: vec![Vec::new(); b],
+        entropy: vec![0.0; b],
+    };
+    for (i, limit) in limits.iter().enumerate() {
+        if *limit == 0 {
+            turns.out[i] = Some(make_generation(
+                tokenizer,
+                &[],
+                &[],
+                0.0,
+                FinishReason::Length,
+            )?);
+        }
+    }
     let mut prefilled = 0;
+    // Rows prefilled and waiting for a slot, in order: (row, its cache, its last logits).
+    let mut waiting: VecDeque<(usize, KvCache, Tensor)> = VecDeque::new();
+    let mut unprefilled = 0..b;
+    // The batch: the rows in its slots (indices into `rows`), its cache, each slot's real
+    // cached positions and next position, and each slot's logits after the last step.
+    let mut live: Vec<usize> = Vec::new();
+    let mut cache = KvCache::new(model.config().num_layers);
+    let mut key_valid: Vec<Vec<bool>> = Vec::new();
+    let mut next_pos: Vec<u32> = Vec::new();
+    let mut logits: Option<Tensor> = None;
+    let mut left: Vec<Option<KvCache>> = vec![None; b];
+    let kept_positions = |valid: &[bool]| -> Vec<u32> {
+        (0..valid.len() as u32)
+            .filter(|&j| valid[j as usize])
+            .collect()
+    };
+    loop {
+        let mut step_ids = Vec::with_capacity(live.len());
+        if let Some(logits) = &logits {
+            let rows: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
+            for (slot, &i) in live.iter().enumerate() {
+                // A finished row still in the batch runs on a masked pad token.
+                step_ids.push(match turns.out[i] {
+                    Some(_) => pad,
+                    None => turns.take(i, &rows[slot])?,
+                });
+            }
+        }
+        // Finished rows leave once they are a quarter of the batch, so a finished row stops
+        // costing a row of every later step; waiting rows join then.
+        let done = live.iter().filter(|&&i| turns.out[i].is_some()).count();
+        if live.is_empty() || (done > 0 && done * 4 >= live.len()) {
+            let mut stay: Vec<usize> = Vec::with_capacity(live.len());
+            for (slot, &i) in live.iter().enumerate() {
+                if turns.out[i].is_none() {
+                    stay.push(slot);
+                } else if keep_caches {
+                    left[i] = Some(cache.select_row(slot, &kept_positions(&key_valid[slot]))?);
+                }
+            }
+            // Waiting rows take the free slots, each after its first token (a row that finishes
+            // with it never joins).
+            let mut joining: Vec<(usize, KvCache, u32)> = Vec::new();
+            while stay.len() + joining.len() < max_batch {
+                if waiting.is_empty() {
+                    let chunk = unprefilled.start..(unprefilled.start + max_batch).min(b);
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    unprefilled.start = chunk.end;
+                    let (caches, last, n) = prefill(model, &rows[chunk.clone()], prefix)?;
+                    prefilled += n;
+                    waiting.extend(chunk.zip(caches).zip(last).map(|((i, c), l)| (i, c, l)));
+                }
+                let Some((i, row_cache, last)) = waiting.pop_front() else {
+                    break;
+                };
+                if turns.out[i].is_none() {
+                    let row_logits: Vec<f32> =
+                        last.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+                    let id = turns.take(i, &row_logits)?;
+                    if turns.out[i].is_none() {
+                        joining.push((i, row_cache, id));
+                        continue;
+                    }
+                }
+                if keep_caches {
+                    left[i] = Some(row_cache);
+                }
+            }
+            if stay.is_empty() && joining.is_empty() {
+                break;
+            }
+            if joining.is_empty() {
+                cache = cache.select_rows(&stay)?;
+                key_valid = stay
+                    .iter()
+                    .map(|&slot| std::mem::take(&mut key_valid[slot]))
+                    .collect();
+                next_pos = stay.iter().map(|&slot| next_pos[slot]).collect();
+                step_ids = stay.iter().map(|&slot| step_ids[slot]).collect();
+                live = stay.iter().map(|&slot| live[slot]).collect();
+            } else {
+                // The new batch: the rows staying, then the rows joining, each with its real
+                // positions only.
+                let keeps: Vec<Vec<u32>> = stay
+                    .iter()
+                    .map(|&slot| kept_positions(&key_valid[slot]))
+                    .chain(
+                        joining
+                            .iter()
+                            .map(|(_, c, _)| (0..c.len() as u32).collect()),
+                    )
+                    .collect();
+                let held: Vec<Vec<u32>> = stay
+                    .iter()
+                    .map(|&slot| live[slot])
+                    .chain(joining.iter().map(|(i, _, _)| *i))
+                    .map(|i| {
+                        let generated = &turns.tokens[i];
+                        let fed = &generated[..generated.len() - 1];
+                        [&rows[i].fed[..], &rows[i].new[..], fed].concat()
+                    })
+                    .collect();
+                let lens: Vec<usize> = keeps.iter().map(Vec::len).collect();
+                let shortest = lens.iter().copied().min().unwrap_or(0);
+                let common = common_prefix(held.iter().map(Vec::as_slice)).min(shortest);
+                drop(held);
+                let width = lens.iter().copied().max().unwrap_or(0) - common;
+                let sources: Vec<RestackRow<'_>> = stay
+                    .iter()
+                    .zip(&keeps)
+                    .map(|(&slot, keep)| RestackRow {
+                        cache: &cache,
+                        row: slot,
+                        keep,
+                    })
+                    .chain(
+                        joining
+                            .iter()
+                            .zip(&keeps[stay.len()..])
+                            .map(|((_, c, _), keep)| RestackRow {
+                                cache: c,
+                                row: 0,
+                                keep,
+                            }),
+                    )
+                    .collect();
+                let restacked = KvCache::restack(&sources, common, width)?;
+                drop(sources);
+                cache = restacked;
+                key_valid = lens
+                    .iter()
+                    .map(|&n| {
+                        let mut v = vec![true; common];
+                        v.extend(std::iter::repeat_n(false, width - (n - common)));
+                        v.extend(std::iter::repeat_n(true, n - common));
+                        v
+                    })
+                    .collect();
+                next_pos = lens.iter().map(|&n| n as u32).collect();
+                step_ids = stay
+                    .iter()
+                    .map(|&slot| step_ids[slot])
+                    .chain(joining.iter().map(|(_, _, id)| *id))
+                    .collect();
+                live = stay
+                    .iter()
+                    .map(|&slot| live[slot])
+                    .chain(joining.iter().map(|(i, _, _)| *i))
+                    .collect();
+            }
+        }
+        let positions: Vec<Vec<u32>> = next_pos.iter().map(|&p| vec![p]).collect();
+        for (slot, &i) in live.iter().enumerate() {
+            key_valid[slot].push(turns.out[i].is_none());
+            next_pos[slot] += 1;
+        }
+        let input = Tensor::from_vec(step_ids, (live.len(), 1), device)?;
+        logits = Some(model.forward_step(&input, &positions, &key_valid, &mut cache)?);
+    }
+    let caches = if keep_caches {
+        left.into_iter()
+            .map(|c| c.ok_or_else(|| Error::InvalidInput("a row kept no cache".into())))
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    let generations = turns
+        .out
+        .into_iter()
+        .map(|g| g.ok_or_else(|| Error::InvalidInput("a row never finished".into())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Continued {
+        generations,
+        caches,
+        prefilled,
+    })
+}
 
+/// What the rows of a call to [`generate_continuations`] have generated so far.
+struct Turns<'a> {
+    tokenizer: &'a TextTokenizer,
+    params: &'a SamplingParams,
+    limits: &'a [usize],
+    rngs: Vec<SplitMix64>,
+    out: Vec<Option<Generation>>,
+    tokens: Vec<Vec<u32>>,
+    logprobs: Vec<Vec<f32>>,
+    entropy: Vec<f64>,
+}
+
+impl Turns<'_> {
+    /// Row `i` picks its next token from `logits` (and finishes, if that ends it); returns it.
+    fn take(&mut self, i: usize, logits: &[f32]) -> Result<u32> {
+        let picked = pick(logits, self.params, &mut self.rngs[i]);
+        self.tokens[i].push(picked.id);
+        self.logprobs[i].push(picked.logprob);
+        self.entropy[i] += picked.entropy;
+        let finish = finished(self.tokenizer, &self.tokens[i], self.params, self.limits[i])?;
+        if let Some(finish) = finish {
+            let mean_entropy = self.entropy[i] / self.tokens[i].len() as f64;
+            self.out[i] = Some(make_generation(
+                self.tokenizer,
+                &self.tokens[i],
+                &self.logprobs[i],
+                mean_entropy,
+                finish,
+            )?);
+        }
+        Ok(picked.id)
+    }
+}
+
+/// Prefills a chunk of rows: each row's keys and values after what it already has (fresh rows
+/// after the prefix they share, computed once and kept in `prefix`), rows with the same tokens
+/// fed and to feed once. Returns each row's batch-1 cache, its last logits (`[1, vocab]`) and
+/// the tokens run through the model.
+fn prefill(
+    model: &Model,
+    rows: &[Continuation],
+    prefix: &mut Option<PrefixCache>,
+) -> Result<(Vec<KvCache>, Vec<Tensor>, usize)> {
+    let device = model.device();
+    let mut prefilled = 0;
     // The prefix every fresh row starts with. Each keeps at least one token of its own: its last
     // prompt token is what produces its first logits.
     let fresh: Vec<&[u32]> = rows
@@ -248,7 +509,7 @@ pub fn generate_continuations(
         .filter(|r| r.cache.is_none())
         .map(|r| r.new.as_slice())
         .collect();
-    let mut base = KvCache::new(layers);
+    let mut base = KvCache::new(model.config().num_layers);
     let mut shared = 0;
     if let Some(first) = fresh.first() {
         let lcp = common_prefix(fresh.iter().copied())
@@ -272,11 +533,8 @@ pub fn generate_continuations(
             });
         }
     }
-
-    // Each row prefilled alone after what it already has; rows with the same tokens fed and to
-    // feed (the copies of a fresh prompt, episodes that sampled alike) once.
-    let mut caches: Vec<KvCache> = Vec::with_capacity(b);
-    let mut last: Vec<Tensor> = Vec::with_capacity(b);
+    let mut caches: Vec<KvCache> = Vec::with_capacity(rows.len());
+    let mut last: Vec<Tensor> = Vec::with_capacity(rows.len());
     let mut done: Vec<usize> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         let same = |d: &&usize| {
@@ -302,135 +560,7 @@ pub fn generate_continuations(
         prefilled += feed.len();
         caches.push(cache);
     }
-    let lens: Vec<usize> = caches.iter().map(KvCache::len).collect();
-    let width = lens.iter().copied().max().unwrap_or(0);
-    // The tokens every row's cache begins with (the system prompt, at least): decoding reads
-    // their keys and values from row 0 alone.
-    let held: Vec<Vec<u32>> = rows
-        .iter()
-        .map(|r| [&r.fed[..], &r.new[..]].concat())
-        .collect();
-    let common =
-        common_prefix(held.iter().map(Vec::as_slice)).min(lens.iter().copied().min().unwrap_or(0));
-    drop(held);
-    let mut cache = KvCache::stack_left_padded(&caches, common, width - common)?;
-    drop(caches);
-    let mut key_valid: Vec<Vec<bool>> = lens
-        .iter()
-        .map(|&n| {
-            let mut v = vec![true; common];
-            v.extend(std::iter::repeat_n(false, width - n));
-            v.extend(std::iter::repeat_n(true, n - common));
-            v
-        })
-        .collect();
-    let mut next_pos: Vec<u32> = lens.iter().map(|&n| n as u32).collect();
-    let mut logits = Tensor::cat(&last, 0)?;
-    drop(last);
-
-    let pad = params.stop_token_ids.first().copied().unwrap_or(0);
-    let mut rngs: Vec<SplitMix64> = rows.iter().map(|r| SplitMix64(r.seed)).collect();
-    let mut out: Vec<Option<Generation>> = vec![None; b];
-    let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); b];
-    let mut logprobs: Vec<Vec<f32>> = vec![Vec::new(); b];
-    let mut entropy: Vec<f64> = vec![0.0; b];
-    for (i, limit) in limits.iter().enumerate() {
-        if *limit == 0 {
-            out[i] = Some(make_generation(
-                tokenizer,
-                &[],
-                &[],
-                0.0,
-                FinishReason::Length,
-            )?);
-        }
-    }
-    // The rows still in the batch, as indices into `rows`; `key_valid`, `next_pos` and the
-    // cache follow the batch's slots. Once a quarter of them have finished they leave it (their
-    // caches cut out first), so a finished row stops costing a row of every later decoding step;
-    // each row's arithmetic is the same whatever the batch holds (the decoding kernels compute
-    // row by row), so its tokens are too.
-    let mut live: Vec<usize> = (0..b).collect();
-    let mut left: Vec<Option<KvCache>> = vec![None; b];
-    let kept_positions = |valid: &[bool]| -> Vec<u32> {
-        (0..valid.len() as u32)
-            .filter(|&j| valid[j as usize])
-            .collect()
-    };
-    while out.iter().any(Option::is_none) {
-        let rows: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
-        let mut step_ids = Vec::with_capacity(live.len());
-        for (slot, &i) in live.iter().enumerate() {
-            if out[i].is_some() {
-                // A finished row still in the batch runs on a masked pad token.
-                step_ids.push(pad);
-                continue;
-            }
-            let picked = pick(&rows[slot], params, &mut rngs[i]);
-            tokens[i].push(picked.id);
-            logprobs[i].push(picked.logprob);
-            entropy[i] += picked.entropy;
-            step_ids.push(picked.id);
-            if let Some(finish) = finished(tokenizer, &tokens[i], params, limits[i])? {
-                let mean_entropy = entropy[i] / tokens[i].len() as f64;
-                out[i] = Some(make_generation(
-                    tokenizer,
-                    &tokens[i],
-                    &logprobs[i],
-                    mean_entropy,
-                    finish,
-                )?);
-            }
-        }
-        if out.iter().all(Option::is_some) {
-            break;
-        }
-        let done = live.iter().filter(|&&i| out[i].is_some()).count();
-        if done > 0 && done * 4 >= live.len() {
-            let mut stay = Vec::with_capacity(live.len() - done);
-            for (slot, &i) in live.iter().enumerate() {
-                if out[i].is_none() {
-                    stay.push(slot);
-                } else if keep_caches {
-                    left[i] = Some(cache.select_row(slot, &kept_positions(&key_valid[slot]))?);
-                }
-            }
-            cache = cache.select_rows(&stay)?;
-            key_valid = stay
-                .iter()
-                .map(|&slot| std::mem::take(&mut key_valid[slot]))
-                .collect();
-            next_pos = stay.iter().map(|&slot| next_pos[slot]).collect();
-            step_ids = stay.iter().map(|&slot| step_ids[slot]).collect();
-            live = stay.iter().map(|&slot| live[slot]).collect();
-        }
-        let positions: Vec<Vec<u32>> = next_pos.iter().map(|&p| vec![p]).collect();
-        for (slot, &i) in live.iter().enumerate() {
-            key_valid[slot].push(out[i].is_none());
-            next_pos[slot] += 1;
-        }
-        let input = Tensor::from_vec(step_ids, (live.len(), 1), device)?;
-        logits = model.forward_step(&input, &positions, &key_valid, &mut cache)?;
-    }
-    let caches = if keep_caches {
-        for (slot, &i) in live.iter().enumerate() {
-            left[i] = Some(cache.select_row(slot, &kept_positions(&key_valid[slot]))?);
-        }
-        left.into_iter()
-            .map(|c| c.ok_or_else(|| Error::InvalidInput("a row kept no cache".into())))
-            .collect::<Result<Vec<_>>>()?
-    } else {
-        Vec::new()
-    };
-    let generations = out
-        .into_iter()
-        .map(|g| g.ok_or_else(|| Error::InvalidInput("a row never finished".into())))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Continued {
-        generations,
-        caches,
-        prefilled,
-    })
+    Ok((caches, last, prefilled))
 }
 
 /// Length of the longest prefix shared by every sequence.

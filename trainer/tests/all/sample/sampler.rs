@@ -228,6 +228,7 @@ fn rows_that_finish_leave_the_batch_without_changing_the_others() {
             &params,
             &mut None,
             true,
+            limits.len(),
         )
         .unwrap()
     };
@@ -249,4 +250,118 @@ fn rows_that_finish_leave_the_batch_without_changing_the_others() {
     }
     assert_eq!(early.generations[0].tokens.len(), 2);
     assert_eq!(early.generations[1].tokens.len(), 3);
+}
+
+/// Decoding at most `max_batch` rows at once, rows that finish making room for the next chunk's,
+/// samples what decoding each chunk by itself samples: the same tokens and log-probabilities to
+/// the bit, and kept caches from which a next turn samples the same again.
+#[test]
+fn rows_joining_a_running_batch_sample_what_each_chunk_samples_alone() {
+    use trainer::sample::sampler::{generate_continuations, Continuation, Continued};
+    let loaded = smollm2();
+    let params = SamplingParams {
+        temperature: 0.8,
+        max_new_tokens: 12,
+        ..SamplingParams::default()
+    };
+    let texts = [
+        "Name a colour.",
+        "Tell me a story.",
+        "What is 2+2?",
+        "Hi",
+        "Name a colour.",
+        "Count to five.",
+        "Why is the sky blue?",
+    ];
+    let limits = [3, 12, 2, 12, 5, 12, 7];
+    let fresh: Vec<Continuation> = texts
+        .iter()
+        .zip(limits)
+        .enumerate()
+        .map(|(i, (t, limit))| Continuation {
+            cache: None,
+            fed: Vec::new(),
+            new: prompt(t),
+            seed: 11 + i as u64,
+            max_new_tokens: limit,
+        })
+        .collect();
+    let run = |rows: Vec<Continuation>, max_batch: usize| -> Continued {
+        // The chunks one call at a time (max_batch = the chunk), or all in one call.
+        let mut prefix = None;
+        let mut all = Continued {
+            generations: Vec::new(),
+            caches: Vec::new(),
+            prefilled: 0,
+        };
+        let calls: Vec<Vec<Continuation>> = if max_batch == 0 {
+            rows.chunks(3).map(<[Continuation]>::to_vec).collect()
+        } else {
+            vec![rows]
+        };
+        for rows in calls {
+            let n = if max_batch == 0 {
+                rows.len()
+            } else {
+                max_batch
+            };
+            let done = generate_continuations(
+                &loaded.model,
+                &loaded.tokenizer,
+                rows,
+                &params,
+                &mut prefix,
+                true,
+                n,
+            )
+            .unwrap();
+            all.generations.extend(done.generations);
+            all.caches.extend(done.caches);
+            all.prefilled += done.prefilled;
+        }
+        all
+    };
+    let next_turn = |first: &Continued| -> Vec<Continuation> {
+        first
+            .generations
+            .iter()
+            .zip(&first.caches)
+            .zip(texts)
+            .enumerate()
+            .map(|(i, ((g, c), t))| {
+                let mut fed = prompt(t);
+                fed.extend(&g.tokens[..g.tokens.len() - 1]);
+                let mut new = vec![*g.tokens.last().unwrap()];
+                new.extend(prompt("And then?"));
+                Continuation {
+                    cache: Some(c.clone()),
+                    fed,
+                    new,
+                    seed: 100 + i as u64,
+                    max_new_tokens: 12 - i % 3 * 4,
+                }
+            })
+            .collect()
+    };
+    let alone = run(fresh.clone(), 0);
+    let joined = run(fresh, 3);
+    for turn in 0..2 {
+        let (alone, joined) = if turn == 0 {
+            (alone.generations.clone(), joined.generations.clone())
+        } else {
+            (
+                run(next_turn(&alone), 0).generations,
+                run(next_turn(&joined), 3).generations,
+            )
+        };
+        assert_eq!(alone.len(), texts.len());
+        for (i, (a, j)) in alone.iter().zip(&joined).enumerate() {
+            assert_eq!(a.tokens, j.tokens, "turn {turn}, row {i}");
+            assert_eq!(a.logprobs, j.logprobs, "turn {turn}, row {i}");
+        }
+    }
+    assert_eq!(alone.prefilled, joined.prefilled);
+    for (i, (a, j)) in alone.caches.iter().zip(&joined.caches).enumerate() {
+        assert_eq!(a.len(), j.len(), "row {i}");
+    }
 }
