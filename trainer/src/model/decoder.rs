@@ -440,7 +440,6 @@ fn restack_tensor<'a>(
     shared: usize,
     width: usize,
 ) -> Result<(Tensor, Tensor, usize)> {
-    use rayon::prelude::*;
     let sources: Vec<&Tensor> = sources.collect();
     let Some(first) = sources.first() else {
         return Err(Error::InvalidInput("restack: no rows".into()));
@@ -470,41 +469,49 @@ fn restack_tensor<'a>(
         let start = layout.start_offset() + r.row * stride[0];
         views.push((cpu.as_slice::<f32>()?, start, stride[1], stride[2]));
     }
+    // Written once, in order (no zeroing pass first): each (row, head) is its shared positions,
+    // zeros up to its own positions, those, then zeros of spare capacity.
     let cap = shared + width + KV_SPARE;
-    let mut out = vec![0f32; rows.len() * heads * cap * d];
-    let at = |view: &(&[f32], usize, usize, usize), h: usize, p: u32| {
-        let (_, start, head, pos) = *view;
-        start + h * head + p as usize * pos
-    };
-    // Copies each (row, head) and returns the first shared position where it differs from row
-    // 0's bits (`shared` where none does).
-    let same = out
-        .par_chunks_mut(cap * d)
-        .enumerate()
-        .map(|(bh, dst)| {
-            let (b, h) = (bh / heads, bh % heads);
-            let (r, view) = (&rows[b], &views[b]);
-            let own = r.keep.len() - shared;
-            for (j, &p) in r.keep.iter().enumerate() {
-                let to = if j < shared {
-                    j
-                } else {
-                    shared + width - own + (j - shared)
-                } * d;
-                let from = at(view, h, p);
-                dst[to..to + d].copy_from_slice(&view.0[from..from + d]);
+    let mut out: Vec<f32> = Vec::with_capacity(rows.len() * heads * cap * d);
+    fn at<'s>(view: &(&'s [f32], usize, usize, usize), h: usize, p: u32, d: usize) -> &'s [f32] {
+        let (src, start, head, pos) = *view;
+        let from = start + h * head + p as usize * pos;
+        &src[from..from + d]
+    }
+    // The first shared position where some row's bits differ from row 0's.
+    let mut same = shared;
+    for (b, (r, view)) in rows.iter().zip(&views).enumerate() {
+        let own = r.keep.len() - shared;
+        for h in 0..heads {
+            let begin = out.len();
+            for &p in &r.keep[..shared] {
+                out.extend_from_slice(at(view, h, p, d));
             }
-            (0..shared)
-                .find(|&j| {
-                    let row0 = &views[0];
-                    let x = &row0.0[at(row0, h, rows[0].keep[j])..][..d];
-                    let y = &dst[j * d..(j + 1) * d];
-                    x.iter().zip(y).any(|(x, y)| x.to_bits() != y.to_bits())
-                })
-                .unwrap_or(shared)
-        })
-        .min()
-        .unwrap_or(shared);
+            out.resize(out.len() + (width - own) * d, 0.0);
+            for &p in &r.keep[shared..] {
+                out.extend_from_slice(at(view, h, p, d));
+            }
+            out.resize(out.len() + KV_SPARE * d, 0.0);
+            if b > 0 && same > 0 {
+                let row0 = h * cap * d;
+                let differs = |j: usize| {
+                    let x: &[u8] = bytemuck::cast_slice(&out[row0 + j * d..row0 + (j + 1) * d]);
+                    let y: &[u8] = bytemuck::cast_slice(&out[begin + j * d..begin + (j + 1) * d]);
+                    x != y
+                };
+                let whole = |n: usize| -> (&[u8], &[u8]) {
+                    (
+                        bytemuck::cast_slice(&out[row0..row0 + n * d]),
+                        bytemuck::cast_slice(&out[begin..begin + n * d]),
+                    )
+                };
+                let (x, y) = whole(same);
+                if x != y {
+                    same = (0..same).find(|&j| differs(j)).unwrap_or(same);
+                }
+            }
+        }
+    }
     drop(views);
     drop(guards);
     let buffer = Tensor::from_vec(out, (rows.len(), heads, cap, d), first.device())?;
@@ -1279,4 +1286,97 @@ pub fn random_weights(config: &ModelConfig, seed: u64) -> Result<HashMap<String,
         w.insert("lm_head.weight".to_string(), randn(&[c.vocab_size, h])?);
     }
     Ok(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-layer batch-1 cache whose keys are `keys` (`[heads][positions][d]`) and whose
+    /// values are the keys negated.
+    fn cache(keys: &[Vec<Vec<f32>>]) -> KvCache {
+        let (heads, len, d) = (keys.len(), keys[0].len(), keys[0][0].len());
+        let flat: Vec<f32> = keys.iter().flatten().flatten().copied().collect();
+        let k = Tensor::from_vec(flat, (1, heads, len, d), &Device::Cpu).unwrap();
+        let v = k.neg().unwrap();
+        KvCache {
+            layers: vec![Some(LayerCache { k, v, spare: None })],
+            shared: 0,
+        }
+    }
+
+    #[test]
+    fn restack_lays_rows_out_and_shares_only_equal_bits() {
+        let row = |x: f32, n: usize| -> Vec<Vec<Vec<f32>>> {
+            (0..2)
+                .map(|h| (0..n).map(|p| vec![h as f32, p as f32, x]).collect())
+                .collect()
+        };
+        // Row a: 5 positions; row b: 4, the same as a's at positions 0 and 1 only (its x
+        // differs from position 2 on).
+        let a = cache(&row(1.0, 5));
+        let mut keys_b = row(1.0, 4);
+        for head in &mut keys_b {
+            for p in 2..4 {
+                head[p][2] = 2.0;
+            }
+        }
+        let b = cache(&keys_b);
+        let keep_a: Vec<u32> = (0..5).collect();
+        let keep_b: Vec<u32> = vec![0, 1, 2, 3];
+        let rows = [
+            RestackRow {
+                cache: &a,
+                row: 0,
+                keep: &keep_a,
+            },
+            RestackRow {
+                cache: &b,
+                row: 0,
+                keep: &keep_b,
+            },
+        ];
+        let stacked = KvCache::restack(&rows, 3, 2).unwrap();
+        assert_eq!(
+            stacked.shared, 2,
+            "position 2 differs, so only 2 are shared"
+        );
+        assert_eq!(stacked.len(), 5);
+        let layer = stacked.layers[0].as_ref().unwrap();
+        let (bb, hh, tt, dd) = layer.k.dims4().unwrap();
+        let flat = layer.k.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let k: Vec<Vec<Vec<Vec<f32>>>> = (0..bb)
+            .map(|x| {
+                (0..hh)
+                    .map(|h| {
+                        (0..tt)
+                            .map(|t| flat[((x * hh + h) * tt + t) * dd..][..dd].to_vec())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        // Row 0 is a as it was; row 1 is b's 3 shared positions, one position of padding,
+        // then its own last position.
+        assert_eq!(k[0], row(1.0, 5));
+        for h in 0..2 {
+            assert_eq!(&k[1][h][..3], &keys_b[h][..3]);
+            assert_eq!(k[1][h][3], vec![0.0; 3]);
+            assert_eq!(k[1][h][4], keys_b[h][3]);
+        }
+        let v = layer.v.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let k_flat = layer.k.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(v.iter().zip(&k_flat).all(|(v, k)| *v == -*k));
+        // Spare capacity to append into.
+        let (spare_k, _) = layer.spare.as_ref().unwrap();
+        assert_eq!(spare_k.dim(2).unwrap(), 5 + KV_SPARE);
+        // A row that does not fit is an error, not a panic.
+        let too_many: Vec<u32> = (0..5).collect();
+        let bad = [RestackRow {
+            cache: &b,
+            row: 0,
+            keep: &too_many,
+        }];
+        assert!(KvCache::restack(&bad, 3, 2).is_err());
+    }
 }
