@@ -1317,8 +1317,8 @@ mod tests {
         let a = cache(&row(1.0, 5));
         let mut keys_b = row(1.0, 4);
         for head in &mut keys_b {
-            for p in 2..4 {
-                head[p][2] = 2.0;
+            for position in &mut head[2..4] {
+                position[2] = 2.0;
             }
         }
         let b = cache(&keys_b);
