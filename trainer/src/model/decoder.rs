@@ -493,21 +493,15 @@ fn restack_tensor<'a>(
             }
             out.resize(out.len() + KV_SPARE * d, 0.0);
             if b > 0 && same > 0 {
+                // Positions `from..from + n` of this (row, head) and of row 0's, as bytes.
                 let row0 = h * cap * d;
-                let differs = |j: usize| {
-                    let x: &[u8] = bytemuck::cast_slice(&out[row0 + j * d..row0 + (j + 1) * d]);
-                    let y: &[u8] = bytemuck::cast_slice(&out[begin + j * d..begin + (j + 1) * d]);
+                let differ = |from: usize, n: usize| {
+                    let x: &[u8] = bytemuck::cast_slice(&out[row0 + from * d..][..n * d]);
+                    let y: &[u8] = bytemuck::cast_slice(&out[begin + from * d..][..n * d]);
                     x != y
                 };
-                let whole = |n: usize| -> (&[u8], &[u8]) {
-                    (
-                        bytemuck::cast_slice(&out[row0..row0 + n * d]),
-                        bytemuck::cast_slice(&out[begin..begin + n * d]),
-                    )
-                };
-                let (x, y) = whole(same);
-                if x != y {
-                    same = (0..same).find(|&j| differs(j)).unwrap_or(same);
+                if differ(0, same) {
+                    same = (0..same).find(|&j| differ(j, 1)).unwrap_or(same);
                 }
             }
         }
