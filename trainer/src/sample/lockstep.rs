@@ -58,6 +58,16 @@ pub struct SamplingStats {
     pub entropy_sum: f64,
     /// Wall time spent inside the sampler, seconds.
     pub seconds: f64,
+    /// Decoding steps (one token per row of the batch).
+    pub decode_steps: u64,
+    /// Rows summed over the decoding steps: `row_steps / decode_steps` is how full the batch ran.
+    pub row_steps: u64,
+    /// Of `seconds`: prefilling what each turn adds.
+    pub prefill_s: f64,
+    /// Of `seconds`: the decoding steps' forward passes.
+    pub decode_s: f64,
+    /// Of `seconds`: rows leaving and joining the batch (copies of keys and values).
+    pub rebuild_s: f64,
 }
 
 /// A model shared with the trainer, sampled in lockstep rounds.
@@ -343,6 +353,11 @@ fn sample(shared: &Shared, mut batch: Vec<Pending>) {
             stats.batches += batch.len().div_ceil(shared.max_batch) as u64;
             stats.seconds += seconds;
             stats.prefilled_tokens += done.prefilled as u64;
+            stats.decode_steps += done.cost.steps as u64;
+            stats.row_steps += done.cost.row_steps as u64;
+            stats.prefill_s += done.cost.prefill_s;
+            stats.decode_s += done.cost.decode_s;
+            stats.rebuild_s += done.cost.rebuild_s;
             for (((pending, g), cache), mut fed) in batch
                 .into_iter()
                 .zip(done.generations)

@@ -6,6 +6,7 @@
 //! logits with a small seeded generator, so a seed reproduces a run bit for bit.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use candle_core::{DType, Tensor};
 
@@ -189,6 +190,24 @@ pub struct Continued {
     /// Tokens run through the model before decoding (shared prefixes and identical prompts
     /// counted once): what prefill cost.
     pub prefilled: usize,
+    /// Where the call's time went.
+    pub cost: DecodeCost,
+}
+
+/// Where a [`generate_continuations`] call's time went, beside its token counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DecodeCost {
+    /// Decoding steps (forward passes of one token per row of the batch).
+    pub steps: usize,
+    /// Rows summed over the decoding steps (finished rows still in the batch included):
+    /// `row_steps / steps` is how full the batch ran.
+    pub row_steps: usize,
+    /// Seconds prefilling.
+    pub prefill_s: f64,
+    /// Seconds in the decoding steps' forward passes.
+    pub decode_s: f64,
+    /// Seconds rebuilding the batch as rows leave and join, finished rows' caches cut out.
+    pub rebuild_s: f64,
 }
 
 /// Generates one continuation per row, decoding at most `max_batch` rows at a time.
@@ -225,6 +244,7 @@ pub fn generate_continuations(
             generations: Vec::new(),
             caches: Vec::new(),
             prefilled: 0,
+            cost: DecodeCost::default(),
         });
     }
     if rows.iter().any(|r| r.new.is_empty()) {
@@ -277,6 +297,7 @@ pub fn generate_continuations(
         }
     }
     let mut prefilled = 0;
+    let mut cost = DecodeCost::default();
     // Rows prefilled and waiting for a slot, in order: (row, its cache, its last logits).
     let mut waiting: VecDeque<(usize, KvCache, Tensor)> = VecDeque::new();
     let mut unprefilled = 0..b;
@@ -309,6 +330,8 @@ pub fn generate_continuations(
         // costing a row of every later step; waiting rows join then.
         let done = live.iter().filter(|&&i| turns.out[i].is_some()).count();
         if live.is_empty() || (done > 0 && done * 4 >= live.len()) {
+            let rebuild = Instant::now();
+            let mut prefill_s = 0.0;
             let mut stay: Vec<usize> = Vec::with_capacity(live.len());
             for (slot, &i) in live.iter().enumerate() {
                 if turns.out[i].is_none() {
@@ -327,7 +350,9 @@ pub fn generate_continuations(
                         break;
                     }
                     unprefilled.start = chunk.end;
+                    let t = Instant::now();
                     let (caches, last, n) = prefill(model, &rows[chunk.clone()], prefix)?;
+                    prefill_s += t.elapsed().as_secs_f64();
                     prefilled += n;
                     waiting.extend(chunk.zip(caches).zip(last).map(|((i, c), l)| (i, c, l)));
                 }
@@ -347,7 +372,9 @@ pub fn generate_continuations(
                     left[i] = Some(row_cache);
                 }
             }
+            cost.prefill_s += prefill_s;
             if stay.is_empty() && joining.is_empty() {
+                cost.rebuild_s += rebuild.elapsed().as_secs_f64() - prefill_s;
                 break;
             }
             if joining.is_empty() {
@@ -429,6 +456,7 @@ pub fn generate_continuations(
                     .chain(joining.iter().map(|(i, _, _)| *i))
                     .collect();
             }
+            cost.rebuild_s += rebuild.elapsed().as_secs_f64() - prefill_s;
         }
         let positions: Vec<Vec<u32>> = next_pos.iter().map(|&p| vec![p]).collect();
         for (slot, &i) in live.iter().enumerate() {
@@ -436,7 +464,11 @@ pub fn generate_continuations(
             next_pos[slot] += 1;
         }
         let input = Tensor::from_vec(step_ids, (live.len(), 1), device)?;
+        let t = Instant::now();
         logits = Some(model.forward_step(&input, &positions, &key_valid, &mut cache)?);
+        cost.decode_s += t.elapsed().as_secs_f64();
+        cost.steps += 1;
+        cost.row_steps += live.len();
     }
     let caches = if keep_caches {
         left.into_iter()
@@ -454,6 +486,7 @@ pub fn generate_continuations(
         generations,
         caches,
         prefilled,
+        cost,
     })
 }
 

@@ -447,6 +447,8 @@ impl GrpoRun {
                 "batches": sampling.batches,
                 "turns": sampling.turns,
                 "restarts": sampling.restarts,
+                "decode_steps": sampling.decode_steps,
+                "mean_batch_rows": sampling.row_steps as f64 / sampling.decode_steps.max(1) as f64,
             },
             "mean_turns": scored.iter().map(|s| s.turns).sum::<usize>() as f64 / scored.len().max(1) as f64,
             "tool_calls": tool_calls,
@@ -459,6 +461,11 @@ impl GrpoRun {
                 "step": step_s,
                 "rollout": rollout_s,
                 "sampling": sampling.seconds,
+                // Of sampling: prefill, the decoding steps' forward passes, rows leaving and
+                // joining the batch; the rest is picking tokens and bookkeeping.
+                "sampling_prefill": sampling.prefill_s,
+                "sampling_decode": sampling.decode_s,
+                "sampling_rebuild": sampling.rebuild_s,
                 "rollout_other": rollout_s - sampling.seconds,
                 "prepare": prepare_s,
                 "forward_backward": stats.forward_backward_s,

@@ -293,6 +293,7 @@ fn rows_joining_a_running_batch_sample_what_each_chunk_samples_alone() {
             generations: Vec::new(),
             caches: Vec::new(),
             prefilled: 0,
+            cost: Default::default(),
         };
         let calls: Vec<Vec<Continuation>> = if max_batch == 0 {
             rows.chunks(3).map(<[Continuation]>::to_vec).collect()
@@ -318,6 +319,8 @@ fn rows_joining_a_running_batch_sample_what_each_chunk_samples_alone() {
             all.generations.extend(done.generations);
             all.caches.extend(done.caches);
             all.prefilled += done.prefilled;
+            all.cost.steps += done.cost.steps;
+            all.cost.row_steps += done.cost.row_steps;
         }
         all
     };
@@ -361,6 +364,16 @@ fn rows_joining_a_running_batch_sample_what_each_chunk_samples_alone() {
         }
     }
     assert_eq!(alone.prefilled, joined.prefilled);
+    // Every token but a row's first comes from a decoding step the row was in; rows joining a
+    // running batch take fewer steps than the chunks one after the other.
+    let tokens: usize = joined.generations.iter().map(|g| g.tokens.len() - 1).sum();
+    assert!(joined.cost.row_steps >= tokens, "{:?}", joined.cost);
+    assert!(
+        joined.cost.steps < alone.cost.steps,
+        "{:?} against {:?}",
+        joined.cost,
+        alone.cost
+    );
     for (i, (a, j)) in alone.caches.iter().zip(&joined.caches).enumerate() {
         assert_eq!(a.len(), j.len(), "row {i}");
     }
