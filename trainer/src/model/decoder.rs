@@ -359,6 +359,19 @@ impl KvCache {
     /// buffer of its own: what a sequence of a finished batch carries into its next turn, its
     /// padding and masked steps left out, without keeping the batch's buffers alive.
     pub fn select_row(&self, row: usize, keep: &[u32]) -> Result<KvCache> {
+        let cpu_f32 = self.layers.iter().flatten().all(|l| {
+            l.k.device().is_cpu() && l.k.dtype() == DType::F32 && l.v.dtype() == DType::F32
+        });
+        if cpu_f32 && !self.is_empty() {
+            // One copy, into a buffer with spare capacity: the next turn's prefill appends in
+            // place instead of copying the whole past again.
+            let only = RestackRow {
+                cache: self,
+                row,
+                keep,
+            };
+            return KvCache::restack(&[only], 0, keep.len());
+        }
         self.map_tensors(|t| {
             let index = Tensor::new(keep, t.device())?;
             Ok(t.narrow(0, row, 1)?
@@ -1372,5 +1385,34 @@ mod tests {
             keep: &too_many,
         }];
         assert!(KvCache::restack(&bad, 3, 2).is_err());
+    }
+
+    #[test]
+    fn a_selected_row_holds_its_kept_positions_and_appends_in_place() {
+        let keys: Vec<Vec<Vec<f32>>> = (0..2)
+            .map(|h| (0..6).map(|p| vec![h as f32, p as f32]).collect())
+            .collect();
+        let batch = cache(&keys);
+        let keep = [0u32, 2, 3, 5];
+        let mut row = batch.select_row(0, &keep).unwrap();
+        assert_eq!((row.len(), row.shared), (4, 0));
+        let layer = row.layers[0].as_ref().unwrap();
+        let k = layer.k.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want: Vec<f32> = keys
+            .iter()
+            .flat_map(|head| keep.iter().flat_map(|&p| head[p as usize].clone()))
+            .collect();
+        assert_eq!(k, want);
+        let v = layer.v.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(v.iter().zip(&k).all(|(v, k)| *v == -*k));
+        // The next append writes into the row's own spare capacity (seen through a handle on
+        // that buffer), not into a new buffer.
+        let (spare, _) = layer.spare.clone().unwrap();
+        let new = Tensor::ones((1, 2, 1, 2), DType::F32, &Device::Cpu).unwrap();
+        let (k, _) =
+            LayerCache::append(&mut row.layers[0], new.clone(), new.neg().unwrap(), true).unwrap();
+        assert_eq!(k.dim(2).unwrap(), 5);
+        let written = spare.narrow(2, 4, 1).unwrap().flatten_all().unwrap();
+        assert_eq!(written.to_vec1::<f32>().unwrap(), vec![1.0; 4]);
     }
 }

@@ -232,7 +232,7 @@ pub struct DecodeCost {
 pub fn generate_continuations(
     model: &Model,
     tokenizer: &TextTokenizer,
-    rows: Vec<Continuation>,
+    mut rows: Vec<Continuation>,
     params: &SamplingParams,
     prefix: &mut Option<PrefixCache>,
     keep_caches: bool,
@@ -351,7 +351,7 @@ pub fn generate_continuations(
                     }
                     unprefilled.start = chunk.end;
                     let t = Instant::now();
-                    let (caches, last, n) = prefill(model, &rows[chunk.clone()], prefix)?;
+                    let (caches, last, n) = prefill(model, &mut rows[chunk.clone()], prefix)?;
                     prefill_s += t.elapsed().as_secs_f64();
                     prefilled += n;
                     waiting.extend(chunk.zip(caches).zip(last).map(|((i, c), l)| (i, c, l)));
@@ -530,7 +530,7 @@ impl Turns<'_> {
 /// the tokens run through the model.
 fn prefill(
     model: &Model,
-    rows: &[Continuation],
+    rows: &mut [Continuation],
     prefix: &mut Option<PrefixCache>,
 ) -> Result<(Vec<KvCache>, Vec<Tensor>, usize)> {
     let device = model.device();
@@ -569,10 +569,14 @@ fn prefill(
     let mut caches: Vec<KvCache> = Vec::with_capacity(rows.len());
     let mut last: Vec<Tensor> = Vec::with_capacity(rows.len());
     let mut done: Vec<usize> = Vec::new();
-    for (i, r) in rows.iter().enumerate() {
+    // A row's own cache is taken, not cloned, so that it keeps its spare capacity and the
+    // append below writes in place.
+    let cached: Vec<bool> = rows.iter().map(|r| r.cache.is_some()).collect();
+    for i in 0..rows.len() {
+        let r = &rows[i];
         let same = |d: &&usize| {
             let o = &rows[**d];
-            o.cache.is_some() == r.cache.is_some() && o.fed == r.fed && o.new == r.new
+            cached[**d] == cached[i] && o.fed == r.fed && o.new == r.new
         };
         if let Some(&j) = done.iter().find(same) {
             caches.push(caches[j].clone());
@@ -580,8 +584,9 @@ fn prefill(
             continue;
         }
         done.push(i);
-        let (mut cache, from) = match &r.cache {
-            Some(c) => (c.clone(), 0),
+        let r = &mut rows[i];
+        let (mut cache, from) = match r.cache.take() {
+            Some(c) => (c, 0),
             None => (base.clone(), shared),
         };
         let past = cache.len();
