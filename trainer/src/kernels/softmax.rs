@@ -29,6 +29,57 @@ pub fn composed(x: &Tensor) -> Result<Tensor> {
 
 struct SoftmaxLast;
 
+/// Softmax over the last dimension for inference (prefill's attention), with the bits of candle's
+/// `softmax_last_dim`: the same maximum and sum (candle's own `VecOps` reductions, called here)
+/// and division, the exponentials eight at a time ([`crate::kernels::expf`], libm's bits) instead
+/// of one libm call each. No gradient. Other dtypes and devices take candle's op.
+pub fn softmax_last_dim_inference(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        Ok(x.contiguous()?.apply_op1_no_bwd(&SoftmaxCandleOrder)?)
+    } else {
+        Ok(candle_nn::ops::softmax_last_dim(x)?)
+    }
+}
+
+struct SoftmaxCandleOrder;
+
+impl CustomOp1 for SoftmaxCandleOrder {
+    fn name(&self) -> &'static str {
+        "softmax-last-dim-inference"
+    }
+
+    // candle exposes its reductions only as unsafe pointer functions; calling them, not a copy,
+    // is what keeps the bits of its maximum and sum.
+    #[allow(unsafe_code)]
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        use candle_core::cpu::kernels::VecOps;
+        use rayon::prelude::*;
+        let (CpuStorage::F32(src), Some((from, to))) = (storage, layout.contiguous_offsets())
+        else {
+            candle_core::bail!("softmax-last-dim-inference: a contiguous f32 tensor is needed");
+        };
+        let width = layout.dims().last().copied().unwrap_or(1).max(1);
+        let mut out = src[from..to].to_vec();
+        out.par_chunks_mut(width).for_each(|row| {
+            let mut max = f32::NEG_INFINITY;
+            // SAFETY: `row` holds `row.len()` initialised values, and both results are locals.
+            unsafe { f32::vec_reduce_max(row.as_ptr(), &mut max, row.len()) };
+            crate::kernels::expf::exp_shifted(row, max);
+            let mut sum = 0f32;
+            // SAFETY: as above.
+            unsafe { f32::vec_reduce_sum(row.as_ptr(), &mut sum, row.len()) };
+            for v in row.iter_mut() {
+                *v /= sum;
+            }
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
 fn softmax_rows<T: Float>(src: &[T], width: usize) -> Vec<T> {
     let mut out = src.to_vec();
     custom_op::for_row_blocks(&mut out, width, |_, block| {
@@ -249,6 +300,29 @@ mod tests {
     use candle_core::{Device, Var};
 
     use super::*;
+
+    #[test]
+    fn the_inference_softmax_has_the_bits_of_candles() {
+        let dev = Device::Cpu;
+        for width in [1, 7, 8, 9, 33, 64, 1141] {
+            let mut x = (Tensor::randn(0f32, 4.0, (3, 5, width), &dev).unwrap() * 3.0).unwrap();
+            // Masked keys, as prefill's attention adds them.
+            let mask: Vec<f32> = (0..5 * width)
+                .map(|i| if i % 5 == 2 { -1e9 } else { 0.0 })
+                .collect();
+            let mask = Tensor::from_vec(mask, (5, width), &dev).unwrap();
+            x = x.broadcast_add(&mask).unwrap();
+            let bits = |t: Tensor| -> Vec<u32> {
+                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                v.iter().map(|v| v.to_bits()).collect()
+            };
+            assert_eq!(
+                bits(softmax_last_dim_inference(&x).unwrap()),
+                bits(candle_nn::ops::softmax_last_dim(&x).unwrap()),
+                "width {width}"
+            );
+        }
+    }
 
     #[test]
     fn matches_composed_ops_values_and_gradients() {

@@ -1180,7 +1180,7 @@ impl Model {
                         let scores = q.matmul(&k.t()?)?;
                         let x = (scores.reshape((b, c.num_heads, t, total))? * scale)?
                             .broadcast_add(&frame.mask.unsqueeze(1)?)?;
-                        candle_nn::ops::softmax_last_dim(&x)?
+                        crate::kernels::softmax::softmax_last_dim_inference(&x)?
                             .reshape((b, c.num_kv_heads, rep * t, total))?
                             .matmul(&v)?
                     }
