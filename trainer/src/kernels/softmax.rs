@@ -29,23 +29,42 @@ pub fn composed(x: &Tensor) -> Result<Tensor> {
 
 struct SoftmaxLast;
 
-/// Softmax over the last dimension for inference (prefill's attention), with the bits of candle's
-/// `softmax_last_dim`: the same maximum and sum (candle's own `VecOps` reductions, called here)
-/// and division, the exponentials eight at a time ([`crate::kernels::expf`], libm's bits) instead
-/// of one libm call each. No gradient. Other dtypes and devices take candle's op.
-pub fn softmax_last_dim_inference(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        Ok(x.contiguous()?.apply_op1_no_bwd(&SoftmaxCandleOrder)?)
+/// `softmax(scores * scale + mask)` over the last dimension for inference (prefill's attention),
+/// for scores `[b, h, t, T]` and an additive mask `[b, t, T]` shared by the heads, with the bits
+/// of candle's `(scores * scale).broadcast_add(mask)` then `softmax_last_dim`: the same products
+/// and sums, candle's own maximum and sum reductions (`VecOps`, called here) and division, the
+/// exponentials eight at a time ([`crate::kernels::expf`], libm's bits) instead of one libm call
+/// each, in one pass instead of three. No gradient. Other dtypes and devices take candle's ops.
+pub fn masked_softmax_inference(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, _, t, total) = scores.dims4()?;
+    if mask.dims() != [b, t, total] {
+        return Err(crate::error::Error::InvalidInput(format!(
+            "mask {:?} does not fit scores {:?}",
+            mask.dims(),
+            scores.dims()
+        )));
+    }
+    let cpu_f32 = [scores, mask]
+        .iter()
+        .all(|x| x.device().is_cpu() && x.dtype() == DType::F32);
+    if cpu_f32 {
+        let op = MaskedCandleOrder { scale };
+        Ok(scores
+            .contiguous()?
+            .apply_op2_no_bwd(&mask.contiguous()?, &op)?)
     } else {
-        Ok(candle_nn::ops::softmax_last_dim(x)?)
+        let x = (scores * scale)?.broadcast_add(&mask.unsqueeze(1)?)?;
+        Ok(candle_nn::ops::softmax_last_dim(&x)?)
     }
 }
 
-struct SoftmaxCandleOrder;
+struct MaskedCandleOrder {
+    scale: f64,
+}
 
-impl CustomOp1 for SoftmaxCandleOrder {
+impl CustomOp2 for MaskedCandleOrder {
     fn name(&self) -> &'static str {
-        "softmax-last-dim-inference"
+        "masked-softmax-inference"
     }
 
     // candle exposes its reductions only as unsafe pointer functions; calling them, not a copy,
@@ -53,30 +72,48 @@ impl CustomOp1 for SoftmaxCandleOrder {
     #[allow(unsafe_code)]
     fn cpu_fwd(
         &self,
-        storage: &CpuStorage,
-        layout: &Layout,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         use candle_core::cpu::kernels::VecOps;
         use rayon::prelude::*;
-        let (CpuStorage::F32(src), Some((from, to))) = (storage, layout.contiguous_offsets())
-        else {
-            candle_core::bail!("softmax-last-dim-inference: a contiguous f32 tensor is needed");
+        let (CpuStorage::F32(scores), CpuStorage::F32(mask)) = (s1, s2) else {
+            candle_core::bail!("masked-softmax-inference: f32 tensors are needed");
         };
-        let width = layout.dims().last().copied().unwrap_or(1).max(1);
-        let mut out = src[from..to].to_vec();
-        out.par_chunks_mut(width).for_each(|row| {
-            let mut max = f32::NEG_INFINITY;
-            // SAFETY: `row` holds `row.len()` initialised values, and both results are locals.
-            unsafe { f32::vec_reduce_max(row.as_ptr(), &mut max, row.len()) };
-            crate::kernels::expf::exp_shifted(row, max);
-            let mut sum = 0f32;
-            // SAFETY: as above.
-            unsafe { f32::vec_reduce_sum(row.as_ptr(), &mut sum, row.len()) };
-            for v in row.iter_mut() {
-                *v /= sum;
-            }
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        let (Some((from, to)), Some((m_from, m_to))) =
+            (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("masked-softmax-inference: contiguous tensors are needed");
+        };
+        let (scores, mask) = (&scores[from..to], &mask[m_from..m_to]);
+        let dims = l1.dims();
+        let (heads, t, width) = (dims[1], dims[2], dims[3].max(1));
+        // candle's affine: `x * scale + 0` in f32, then the mask added.
+        let scale = self.scale as f32;
+        let mut out = vec![0f32; scores.len()];
+        out.par_chunks_mut(width)
+            .zip(scores.par_chunks(width))
+            .enumerate()
+            .for_each(|(r, (row, x))| {
+                let (batch, query) = (r / (heads * t), r % t);
+                let m = &mask[(batch * t + query) * width..][..width];
+                for ((o, &x), &m) in row.iter_mut().zip(x).zip(m) {
+                    *o = (x * scale + 0.0) + m;
+                }
+                let mut max = f32::NEG_INFINITY;
+                // SAFETY: `row` holds `row.len()` initialised values; `max` is a local.
+                unsafe { f32::vec_reduce_max(row.as_ptr(), &mut max, row.len()) };
+                crate::kernels::expf::exp_shifted(row, max);
+                let mut sum = 0f32;
+                // SAFETY: as above.
+                unsafe { f32::vec_reduce_sum(row.as_ptr(), &mut sum, row.len()) };
+                for v in row.iter_mut() {
+                    *v /= sum;
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
@@ -304,21 +341,33 @@ mod tests {
     #[test]
     fn the_inference_softmax_has_the_bits_of_candles() {
         let dev = Device::Cpu;
-        for width in [1, 7, 8, 9, 33, 64, 1141] {
-            let mut x = (Tensor::randn(0f32, 4.0, (3, 5, width), &dev).unwrap() * 3.0).unwrap();
-            // Masked keys, as prefill's attention adds them.
-            let mask: Vec<f32> = (0..5 * width)
-                .map(|i| if i % 5 == 2 { -1e9 } else { 0.0 })
+        let (b, heads, t) = (2, 3, 5);
+        for width in [5, 7, 8, 9, 33, 64, 1141] {
+            let scores =
+                (Tensor::randn(0f32, 4.0, (b, heads, t, width), &dev).unwrap() * 3.0).unwrap();
+            // Causal masking of the new positions, as prefill's attention adds it.
+            let mask: Vec<f32> = (0..b * t * width)
+                .map(|i| {
+                    let (query, key) = ((i / width) % t, i % width);
+                    if key > width - t + query {
+                        -1e9
+                    } else {
+                        0.0
+                    }
+                })
                 .collect();
-            let mask = Tensor::from_vec(mask, (5, width), &dev).unwrap();
-            x = x.broadcast_add(&mask).unwrap();
-            let bits = |t: Tensor| -> Vec<u32> {
-                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mask = Tensor::from_vec(mask, (b, t, width), &dev).unwrap();
+            let bits = |x: Tensor| -> Vec<u32> {
+                let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
                 v.iter().map(|v| v.to_bits()).collect()
             };
+            let candle = (&scores * 0.125)
+                .unwrap()
+                .broadcast_add(&mask.unsqueeze(1).unwrap())
+                .unwrap();
             assert_eq!(
-                bits(softmax_last_dim_inference(&x).unwrap()),
-                bits(candle_nn::ops::softmax_last_dim(&x).unwrap()),
+                bits(masked_softmax_inference(&scores, &mask, 0.125).unwrap()),
+                bits(candle_nn::ops::softmax_last_dim(&candle).unwrap()),
                 "width {width}"
             );
         }

@@ -1177,12 +1177,14 @@ impl Model {
                         crate::kernels::attention::attention(&q, &k, &v, &frame.mask, scale)?
                     }
                     Kernels::Fused => {
-                        let scores = q.matmul(&k.t()?)?;
-                        let x = (scores.reshape((b, c.num_heads, t, total))? * scale)?
-                            .broadcast_add(&frame.mask.unsqueeze(1)?)?;
-                        crate::kernels::softmax::softmax_last_dim_inference(&x)?
-                            .reshape((b, c.num_kv_heads, rep * t, total))?
-                            .matmul(&v)?
+                        let scores = q.matmul(&k.t()?)?.reshape((b, c.num_heads, t, total))?;
+                        crate::kernels::softmax::masked_softmax_inference(
+                            &scores,
+                            &frame.mask,
+                            scale,
+                        )?
+                        .reshape((b, c.num_kv_heads, rep * t, total))?
+                        .matmul(&v)?
                     }
                 },
             };
