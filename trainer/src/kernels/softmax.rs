@@ -58,6 +58,13 @@ pub fn masked_softmax_inference(scores: &Tensor, mask: &Tensor, scale: f64) -> R
     }
 }
 
+/// The row of an additive mask `[b, t, width]` that score row `r` takes, for scores holding
+/// `per_batch` rows of each batch entry whose query position cycles with period `t`.
+fn mask_row<T>(mask: &[T], r: usize, per_batch: usize, t: usize, width: usize) -> &[T] {
+    let (batch, query) = (r / per_batch, r % t);
+    &mask[(batch * t + query) * width..][..width]
+}
+
 struct MaskedCandleOrder {
     scale: f64,
 }
@@ -97,8 +104,7 @@ impl CustomOp2 for MaskedCandleOrder {
             .zip(scores.par_chunks(width))
             .enumerate()
             .for_each(|(r, (row, x))| {
-                let (batch, query) = (r / (heads * t), r % t);
-                let m = &mask[(batch * t + query) * width..][..width];
+                let m = mask_row(mask, r, heads * t, t, width);
                 for ((o, &x), &m) in row.iter_mut().zip(x).zip(m) {
                     *o = (x * scale + 0.0) + m;
                 }
@@ -202,9 +208,7 @@ fn masked_rows<T: Float>(
     let mut out = x.to_vec();
     custom_op::for_row_blocks(&mut out, width, |first, block| {
         for (i, row) in block.chunks_mut(width).enumerate() {
-            let r = first + i;
-            let (batch, query) = (r / (groups * t), r % t);
-            let m = &mask[(batch * t + query) * width..][..width];
+            let m = mask_row(mask, first + i, groups * t, t, width);
             custom_op::masked_softmax_in_place(row, m, scale);
         }
     });
