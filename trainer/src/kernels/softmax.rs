@@ -85,7 +85,6 @@ impl CustomOp2 for MaskedCandleOrder {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         use candle_core::cpu::kernels::VecOps;
-        use rayon::prelude::*;
         let (CpuStorage::F32(scores), CpuStorage::F32(mask)) = (s1, s2) else {
             candle_core::bail!("masked-softmax-inference: f32 tensors are needed");
         };
@@ -94,19 +93,18 @@ impl CustomOp2 for MaskedCandleOrder {
         else {
             candle_core::bail!("masked-softmax-inference: contiguous tensors are needed");
         };
-        let (scores, mask) = (&scores[from..to], &mask[m_from..m_to]);
         let dims = l1.dims();
-        let (heads, t, width) = (dims[1], dims[2], dims[3].max(1));
-        // candle's affine: `x * scale + 0` in f32, then the mask added.
-        let scale = self.scale as f32;
-        let mut out = vec![0f32; scores.len()];
-        out.par_chunks_mut(width)
-            .zip(scores.par_chunks(width))
-            .enumerate()
-            .for_each(|(r, (row, x))| {
-                let m = mask_row(mask, r, heads * t, t, width);
-                for ((o, &x), &m) in row.iter_mut().zip(x).zip(m) {
-                    *o = (x * scale + 0.0) + m;
+        let out = masked_rows(
+            &scores[from..to],
+            &mask[m_from..m_to],
+            dims[3],
+            dims[2],
+            dims[1],
+            self.scale as f32,
+            |row, m, scale| {
+                // candle's affine: `x * scale + 0` in f32, then the mask added.
+                for (x, &m) in row.iter_mut().zip(m) {
+                    *x = (*x * scale + 0.0) + m;
                 }
                 let mut max = f32::NEG_INFINITY;
                 // SAFETY: `row` holds `row.len()` initialised values; `max` is a local.
@@ -118,7 +116,8 @@ impl CustomOp2 for MaskedCandleOrder {
                 for v in row.iter_mut() {
                     *v /= sum;
                 }
-            });
+            },
+        );
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -196,6 +195,8 @@ struct MaskedSoftmax {
     t: usize,
 }
 
+/// `softmax_row(row, mask_row, scale)` on each `width`-long score row of `x` (`groups` rows of
+/// `t` query positions per batch entry) with the mask row it takes, in a copy.
 fn masked_rows<T: Float>(
     x: &[T],
     mask: &[T],
@@ -203,13 +204,14 @@ fn masked_rows<T: Float>(
     t: usize,
     groups: usize,
     scale: T,
+    softmax_row: impl Fn(&mut [T], &[T], T) + Sync + Send,
 ) -> Vec<T> {
     let width = width.max(1);
     let mut out = x.to_vec();
     custom_op::for_row_blocks(&mut out, width, |first, block| {
         for (i, row) in block.chunks_mut(width).enumerate() {
             let m = mask_row(mask, first + i, groups * t, t, width);
-            custom_op::masked_softmax_in_place(row, m, scale);
+            softmax_row(row, m, scale);
         }
     });
     out
@@ -320,6 +322,7 @@ impl Kernel2 for MaskedRows {
             self.t,
             self.groups,
             T::from_f64(self.scale),
+            custom_op::masked_softmax_in_place,
         )
     }
 }

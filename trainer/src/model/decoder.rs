@@ -316,12 +316,7 @@ impl KvCache {
                 .cloned()
                 .ok_or_else(|| Error::InvalidInput("restack: a row cache is empty".into()))
         };
-        let on_cpu_f32 = rows.iter().all(|r| {
-            r.cache.layers.iter().flatten().all(|l| {
-                l.k.device().is_cpu() && l.k.dtype() == DType::F32 && l.v.dtype() == DType::F32
-            })
-        });
-        if !on_cpu_f32 {
+        if !rows.iter().all(|r| r.cache.on_cpu_f32()) {
             let cut = rows
                 .iter()
                 .map(|r| r.cache.select_row(r.row, r.keep))
@@ -359,10 +354,7 @@ impl KvCache {
     /// buffer of its own: what a sequence of a finished batch carries into its next turn, its
     /// padding and masked steps left out, without keeping the batch's buffers alive.
     pub fn select_row(&self, row: usize, keep: &[u32]) -> Result<KvCache> {
-        let cpu_f32 = self.layers.iter().flatten().all(|l| {
-            l.k.device().is_cpu() && l.k.dtype() == DType::F32 && l.v.dtype() == DType::F32
-        });
-        if cpu_f32 && !self.is_empty() {
+        if self.on_cpu_f32() && !self.is_empty() {
             // One copy, into a buffer with spare capacity: the next turn's prefill appends in
             // place instead of copying the whole past again.
             let only = RestackRow {
@@ -378,6 +370,14 @@ impl KvCache {
                 .contiguous()?
                 .index_select(&index, 2)?
                 .contiguous()?)
+        })
+    }
+
+    /// Whether every layer's keys and values are f32 on the CPU: what [`KvCache::restack`]'s
+    /// direct copy reads.
+    fn on_cpu_f32(&self) -> bool {
+        self.layers.iter().flatten().all(|l| {
+            l.k.device().is_cpu() && l.k.dtype() == DType::F32 && l.v.dtype() == DType::F32
         })
     }
 
