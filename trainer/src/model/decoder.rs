@@ -373,9 +373,108 @@ impl KvCache {
         })
     }
 
+    /// Whether this decoding batch can be rebuilt in place ([`KvCache::place_row`],
+    /// [`KvCache::move_row`], [`KvCache::keep_slots`]): every layer's keys and values are CPU f32
+    /// views of buffers of its own (what [`KvCache::restack`] and appends leave; a clone has none).
+    pub(crate) fn writable(&self) -> bool {
+        self.on_cpu_f32()
+            && self
+                .layers
+                .iter()
+                .all(|l| l.as_ref().is_some_and(|l| l.spare.is_some()))
+    }
+
+    /// Slot `slot` of this decoding batch takes row `row` of `src` holding its cached positions
+    /// `keep` (ascending, at most [`KvCache::len`] of them): the first `front` at columns
+    /// `0..front`, the rest right-aligned to the batch's length, zeros between, the layout
+    /// [`KvCache::restack`] gives a row, written into the batch's own buffers so that the other
+    /// rows are not copied. Of the shared positions, those whose bits the slot already holds are
+    /// left as they are, and `shared` falls to the first one the row does not share. The write is
+    /// in place: clones of this cache, which view the same buffers, see it, so only the owner of
+    /// a decoding batch may call this.
+    pub(crate) fn place_row(
+        &mut self,
+        slot: usize,
+        src: &KvCache,
+        row: usize,
+        keep: &[u32],
+        front: usize,
+    ) -> Result<()> {
+        if !self.writable() || !src.on_cpu_f32() || src.layers.len() != self.layers.len() {
+            return Err(Error::InvalidInput(
+                "place_row: a batch of its own CPU f32 buffers takes rows of as many layers".into(),
+            ));
+        }
+        let end = self.len();
+        let compare = self.shared.min(front);
+        let mut same = compare;
+        for (layer, from) in self.layers.iter().zip(&src.layers) {
+            let (Some(layer), Some(from)) = (layer, from) else {
+                return Err(Error::InvalidInput("place_row: a layer is empty".into()));
+            };
+            let Some((bk, bv)) = &layer.spare else {
+                return Err(Error::InvalidInput("place_row: no buffer to write".into()));
+            };
+            for (buffer, source) in [(bk, &from.k), (bv, &from.v)] {
+                let placement = crate::model::kv_slots::Placement {
+                    slot,
+                    row,
+                    keep,
+                    front,
+                    end,
+                    compare,
+                };
+                same = same.min(crate::model::kv_slots::place_row(
+                    buffer, source, placement,
+                )?);
+            }
+        }
+        self.shared = same;
+        Ok(())
+    }
+
+    /// Slot `to` of this decoding batch becomes a copy of slot `from` (its positions below
+    /// `shared`, the same bits in every slot, are not copied), in place as
+    /// [`KvCache::place_row`] writes.
+    pub(crate) fn move_row(&mut self, from: usize, to: usize) -> Result<()> {
+        if !self.writable() {
+            return Err(Error::InvalidInput(
+                "move_row: the batch has no CPU f32 buffers of its own".into(),
+            ));
+        }
+        let columns = self.shared..self.len();
+        for layer in self.layers.iter().flatten() {
+            if let Some((bk, bv)) = &layer.spare {
+                crate::model::kv_slots::move_row(bk, from, to, columns.clone())?;
+                crate::model::kv_slots::move_row(bv, from, to, columns.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the first `slots` slots of this decoding batch, without copying: the buffers stay,
+    /// their later slots unused.
+    pub(crate) fn keep_slots(&mut self, slots: usize) -> Result<()> {
+        if !self.writable() {
+            return Err(Error::InvalidInput(
+                "keep_slots: the batch has no CPU f32 buffers of its own".into(),
+            ));
+        }
+        for layer in self.layers.iter_mut().flatten() {
+            let len = layer.k.dim(2)?;
+            if let Some((bk, bv)) = layer.spare.take() {
+                let (bk, bv) = (bk.narrow(0, 0, slots)?, bv.narrow(0, 0, slots)?);
+                layer.k = bk.narrow(2, 0, len)?;
+                layer.v = bv.narrow(2, 0, len)?;
+                layer.spare = Some((bk, bv));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether every layer's keys and values are f32 on the CPU: what [`KvCache::restack`]'s
     /// direct copy reads.
-    fn on_cpu_f32(&self) -> bool {
+    pub(crate) fn on_cpu_f32(&self) -> bool {
         self.layers.iter().flatten().all(|l| {
             l.k.device().is_cpu() && l.k.dtype() == DType::F32 && l.v.dtype() == DType::F32
         })
@@ -1387,6 +1486,103 @@ mod tests {
             keep: &too_many,
         }];
         assert!(KvCache::restack(&bad, 3, 2).is_err());
+    }
+
+    /// A row written into a slot in place, and a batch shrunk by moving its last rows into freed
+    /// slots, hold what restacking the rows would give them, to the bit.
+    #[test]
+    fn rows_written_in_place_match_a_restack() {
+        // Every row's first 3 positions have the same bits; its own positions differ by `x`.
+        let row = |x: f32, n: usize| -> Vec<Vec<Vec<f32>>> {
+            (0..2)
+                .map(|h| {
+                    (0..n)
+                        .map(|p| vec![h as f32, p as f32, if p < 3 { 0.0 } else { x }])
+                        .collect()
+                })
+                .collect()
+        };
+        let (a, b, c, d) = (
+            cache(&row(1.0, 7)),
+            cache(&row(2.0, 5)),
+            cache(&row(3.0, 6)),
+            cache(&row(4.0, 4)),
+        );
+        // e's position 1 differs from every other row's.
+        let mut keys_e = row(5.0, 6);
+        for head in &mut keys_e {
+            head[1][2] = 9.0;
+        }
+        let e = cache(&keys_e);
+        let all = |c: &KvCache| -> Vec<u32> { (0..c.len() as u32).collect() };
+        let restack = |rows: &[&KvCache]| -> KvCache {
+            let keeps: Vec<Vec<u32>> = rows.iter().map(|c| all(c)).collect();
+            let rows: Vec<RestackRow<'_>> = rows
+                .iter()
+                .zip(&keeps)
+                .map(|(cache, keep)| RestackRow {
+                    cache,
+                    row: 0,
+                    keep,
+                })
+                .collect();
+            KvCache::restack(&rows, 3, 4).unwrap()
+        };
+        let contents = |c: &KvCache| -> Vec<Vec<f32>> {
+            c.layers
+                .iter()
+                .flatten()
+                .flat_map(|l| [&l.k, &l.v])
+                .map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                .collect()
+        };
+        let mut batch = restack(&[&a, &b, &c]);
+        assert_eq!((batch.shared, batch.len()), (3, 7));
+        batch.place_row(1, &d, 0, &all(&d), 3).unwrap();
+        assert_eq!(contents(&batch), contents(&restack(&[&a, &d, &c])));
+        assert_eq!(batch.shared, 3);
+        // Into slot 0, whose shared positions decoding reads for every row: shared falls to 1.
+        batch.place_row(0, &e, 0, &all(&e), 3).unwrap();
+        let expected = restack(&[&e, &d, &c]);
+        assert_eq!(contents(&batch), contents(&expected));
+        assert_eq!((batch.shared, expected.shared), (1, 1));
+        // The batch shrinks to two slots, c moving into slot 0, and appends in place.
+        batch.move_row(2, 0).unwrap();
+        batch.keep_slots(2).unwrap();
+        assert_eq!(contents(&batch), contents(&restack(&[&c, &d])));
+        let new = Tensor::ones((2, 2, 1, 3), DType::F32, &Device::Cpu).unwrap();
+        LayerCache::append(&mut batch.layers[0], new.clone(), new, true).unwrap();
+        let layer = batch.layers[0].as_ref().unwrap();
+        let (spare_k, _) = layer.spare.as_ref().unwrap();
+        assert_eq!(spare_k.dims(), [2, 2, 7 + KV_SPARE, 3], "appended in place");
+        let expected = restack(&[&c, &d]).layers[0].as_ref().unwrap().k.clone();
+        assert_eq!(
+            layer
+                .k
+                .narrow(2, 0, 7)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            expected.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+        assert_eq!(
+            layer
+                .k
+                .narrow(2, 7, 1)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            vec![1.0; 12]
+        );
+        // A row longer than the batch is an error, and the batch is left as it was.
+        let before = contents(&batch);
+        let long = cache(&row(6.0, 9));
+        assert!(batch.place_row(1, &long, 0, &all(&long), 3).is_err());
+        assert_eq!(contents(&batch), before);
     }
 
     #[test]

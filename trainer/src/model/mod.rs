@@ -11,6 +11,7 @@
 pub mod chat_template;
 pub mod config;
 mod decoder;
+mod kv_slots;
 pub mod load;
 pub mod tokenizer;
 pub mod weights;

@@ -68,6 +68,11 @@ pub struct SamplingStats {
     pub decode_s: f64,
     /// Of `seconds`: rows leaving and joining the batch (copies of keys and values).
     pub rebuild_s: f64,
+    /// Times a batch was rebuilt as rows left and joined it.
+    pub rebuilds: u64,
+    /// Of `rebuilds`: those that copied every row into new buffers (the others wrote only the
+    /// rows joining, in place).
+    pub restacks: u64,
 }
 
 /// A model shared with the trainer, sampled in lockstep rounds.
@@ -358,6 +363,8 @@ fn sample(shared: &Shared, mut batch: Vec<Pending>) {
             stats.prefill_s += done.cost.prefill_s;
             stats.decode_s += done.cost.decode_s;
             stats.rebuild_s += done.cost.rebuild_s;
+            stats.rebuilds += done.cost.rebuilds as u64;
+            stats.restacks += done.cost.restacks as u64;
             for (((pending, g), cache), mut fed) in batch
                 .into_iter()
                 .zip(done.generations)

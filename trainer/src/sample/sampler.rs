@@ -208,6 +208,11 @@ pub struct DecodeCost {
     pub decode_s: f64,
     /// Seconds rebuilding the batch as rows leave and join, finished rows' caches cut out.
     pub rebuild_s: f64,
+    /// Times the batch was rebuilt (rows leaving, joining, or both).
+    pub rebuilds: usize,
+    /// Rebuilds that copied every row into new buffers; the others wrote only the rows joining
+    /// (and moved the last rows into freed slots) in place.
+    pub restacks: usize,
 }
 
 /// Generates one continuation per row, decoding at most `max_batch` rows at a time.
@@ -309,6 +314,9 @@ pub fn generate_continuations(
     let mut next_pos: Vec<u32> = Vec::new();
     let mut logits: Option<Tensor> = None;
     let mut left: Vec<Option<KvCache>> = vec![None; b];
+    // How many first positions the last restack laid out at their own columns in every row:
+    // rows written in place later put up to as many of theirs there.
+    let mut front = 0;
     let kept_positions = |valid: &[bool]| -> Vec<u32> {
         (0..valid.len() as u32)
             .filter(|&j| valid[j as usize])
@@ -377,7 +385,55 @@ pub fn generate_continuations(
                 cost.rebuild_s += rebuild.elapsed().as_secs_f64() - prefill_s;
                 break;
             }
-            if joining.is_empty() {
+            cost.rebuilds += 1;
+            let end = cache.len();
+            let free = live.len() - stay.len();
+            let in_place = !live.is_empty()
+                && joining.len() <= free
+                && cache.writable()
+                && joining
+                    .iter()
+                    .all(|(_, c, _)| c.on_cpu_f32() && c.len() <= end);
+            if in_place {
+                // Joining rows take the first free slots, written where they are; the rows that
+                // stay are not copied.
+                let mut free: Vec<usize> = (0..live.len())
+                    .filter(|slot| turns.out[live[*slot]].is_some())
+                    .collect();
+                let joined = joining.len();
+                for ((i, row_cache, id), &slot) in joining.into_iter().zip(&free) {
+                    let n = row_cache.len();
+                    let keep: Vec<u32> = (0..n as u32).collect();
+                    let first = n.min(front);
+                    cache.place_row(slot, &row_cache, 0, &keep, first)?;
+                    let mut valid = vec![true; first];
+                    valid.extend(std::iter::repeat_n(false, end - n));
+                    valid.extend(std::iter::repeat_n(true, n - first));
+                    key_valid[slot] = valid;
+                    next_pos[slot] = n as u32;
+                    step_ids[slot] = id;
+                    live[slot] = i;
+                }
+                // Slots still free: the batch shrinks, its last rows moving into those below.
+                let holes = free.split_off(joined);
+                let slots = live.len() - holes.len();
+                let movers = (slots..live.len()).filter(|s| !holes.contains(s));
+                for (hole, from) in holes.iter().copied().filter(|&h| h < slots).zip(movers) {
+                    cache.move_row(from, hole)?;
+                    key_valid.swap(hole, from);
+                    next_pos.swap(hole, from);
+                    step_ids.swap(hole, from);
+                    live.swap(hole, from);
+                }
+                if slots < live.len() {
+                    cache.keep_slots(slots)?;
+                    key_valid.truncate(slots);
+                    next_pos.truncate(slots);
+                    step_ids.truncate(slots);
+                    live.truncate(slots);
+                }
+            } else if joining.is_empty() {
+                cost.restacks += 1;
                 cache = cache.select_rows(&stay)?;
                 key_valid = stay
                     .iter()
@@ -435,6 +491,8 @@ pub fn generate_continuations(
                 let restacked = KvCache::restack(&sources, common, width)?;
                 drop(sources);
                 cache = restacked;
+                front = common;
+                cost.restacks += 1;
                 key_valid = lens
                     .iter()
                     .map(|&n| {

@@ -449,6 +449,8 @@ impl GrpoRun {
                 "restarts": sampling.restarts,
                 "decode_steps": sampling.decode_steps,
                 "mean_batch_rows": sampling.row_steps as f64 / sampling.decode_steps.max(1) as f64,
+                "rebuilds": sampling.rebuilds,
+                "restacks": sampling.restacks,
             },
             "mean_turns": scored.iter().map(|s| s.turns).sum::<usize>() as f64 / scored.len().max(1) as f64,
             "tool_calls": tool_calls,

@@ -321,6 +321,8 @@ fn rows_joining_a_running_batch_sample_what_each_chunk_samples_alone() {
             all.prefilled += done.prefilled;
             all.cost.steps += done.cost.steps;
             all.cost.row_steps += done.cost.row_steps;
+            all.cost.rebuilds += done.cost.rebuilds;
+            all.cost.restacks += done.cost.restacks;
         }
         all
     };
@@ -373,6 +375,12 @@ fn rows_joining_a_running_batch_sample_what_each_chunk_samples_alone() {
         "{:?} against {:?}",
         joined.cost,
         alone.cost
+    );
+    // Rows joined where rows had finished, the rows staying not copied.
+    assert!(
+        joined.cost.restacks < joined.cost.rebuilds,
+        "{:?}",
+        joined.cost
     );
     for (i, (a, j)) in alone.caches.iter().zip(&joined.caches).enumerate() {
         assert_eq!(a.len(), j.len(), "row {i}");
