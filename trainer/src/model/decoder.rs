@@ -1556,28 +1556,9 @@ mod tests {
         let (spare_k, _) = layer.spare.as_ref().unwrap();
         assert_eq!(spare_k.dims(), [2, 2, 7 + KV_SPARE, 3], "appended in place");
         let expected = restack(&[&c, &d]).layers[0].as_ref().unwrap().k.clone();
-        assert_eq!(
-            layer
-                .k
-                .narrow(2, 0, 7)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap(),
-            expected.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-        );
-        assert_eq!(
-            layer
-                .k
-                .narrow(2, 7, 1)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap(),
-            vec![1.0; 12]
-        );
+        let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(layer.k.narrow(2, 0, 7).unwrap()), flat(expected));
+        assert_eq!(flat(layer.k.narrow(2, 7, 1).unwrap()), vec![1.0; 12]);
         // A row longer than the batch is an error, and the batch is left as it was.
         let before = contents(&batch);
         let long = cache(&row(6.0, 9));
