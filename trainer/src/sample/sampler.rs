@@ -227,7 +227,10 @@ pub struct DecodeCost {
 ///
 /// Decoding keeps the batch full, as continuous batching does in vLLM and SGLang: once a
 /// quarter of its rows have finished they leave it, and the next waiting rows take the free
-/// slots. Rows of a GRPO round end at very different lengths (a few run to the token limit, most
+/// slots, written into the batch's buffers in place ([`KvCache::place_row`]: the rows that stay
+/// are not copied; a batch with no rows left to join moves its last rows into the freed slots
+/// and shrinks). A restack into new buffers is left for a round's first batch and a joining row
+/// longer than the batch. Rows of a GRPO round end at very different lengths (a few run to the token limit, most
 /// end far sooner), and a batch that decoded its chunk to the end ran its last steps with most
 /// slots empty while the next chunk waited: each step streams every weight once, however few
 /// rows it serves. Each row's arithmetic is the same whatever the batch holds (the decoding
