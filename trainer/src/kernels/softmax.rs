@@ -33,7 +33,7 @@ struct SoftmaxLast;
 /// for scores `[b, h, t, T]` and an additive mask `[b, t, T]` shared by the heads, with the bits
 /// of candle's `(scores * scale).broadcast_add(mask)` then `softmax_last_dim`: the same products
 /// and sums, candle's own maximum and sum reductions (`VecOps`, called here) and division, the
-/// exponentials eight at a time ([`crate::kernels::expf`], libm's bits) instead of one libm call
+/// exponentials eight at a time (`kernels::expf`, libm's bits) instead of one libm call
 /// each, in one pass instead of three. No gradient. Other dtypes and devices take candle's ops.
 pub fn masked_softmax_inference(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
     let (b, _, t, total) = scores.dims4()?;

@@ -227,7 +227,7 @@ pub struct DecodeCost {
 ///
 /// Decoding keeps the batch full, as continuous batching does in vLLM and SGLang: once a
 /// quarter of its rows have finished they leave it, and the next waiting rows take the free
-/// slots, written into the batch's buffers in place ([`KvCache::place_row`]: the rows that stay
+/// slots, written into the batch's buffers in place (`KvCache::place_row`: the rows that stay
 /// are not copied; a batch with no rows left to join moves its last rows into the freed slots
 /// and shrinks). A restack into new buffers is left for a round's first batch and a joining row
 /// longer than the batch. Rows of a GRPO round end at very different lengths (a few run to the token limit, most
