@@ -303,7 +303,8 @@ pub fn run(config: &TrainConfig, steps: Option<u64>, progress: bool) -> Result<P
             "lr": lr,
             "loss": stats.loss,
             "grad_norm": stats.grad_norm,
-            "tokens": {"trained": stats.target_tokens, "forward": stats.forward_tokens, "forward_unshared": stats.unshared_tokens},
+            "tokens": {"trained": stats.target_tokens, "forward": stats.forward_tokens, "forward_padded": stats.padded_tokens, "forward_unshared": stats.unshared_tokens},
+            "micro_batches": stats.micro_batches,
             "time_s": {"forward_backward": stats.forward_backward_s, "optimizer": stats.optimizer_s, "step": started.elapsed().as_secs_f64()},
         });
         append(&metrics_path, &m)?;
