@@ -6,6 +6,39 @@
 use candle_core::{CpuStorage, Layout};
 use rayon::prelude::*;
 
+/// Where one operand's `[b, heads, positions, d]` entries lie in its storage: start and the
+/// strides of the first three dimensions (the last is 1). What kernels reading strided
+/// key/value buffers in place (decoding's attention, the KV cache's slot writes) index by.
+#[derive(Clone, Copy)]
+pub(crate) struct Strided {
+    pub start: usize,
+    pub b: usize,
+    pub head: usize,
+    pub pos: usize,
+}
+
+impl Strided {
+    /// The strides of `layout`, or an error naming `op` when it is not 4-D with its last
+    /// dimension contiguous.
+    pub fn of(layout: &Layout, op: &str) -> candle_core::Result<Self> {
+        let s = layout.stride();
+        if s.len() != 4 || s[3] != 1 {
+            candle_core::bail!("{op}: the last dimension must be contiguous");
+        }
+        Ok(Strided {
+            start: layout.start_offset(),
+            b: s[0],
+            head: s[1],
+            pos: s[2],
+        })
+    }
+
+    /// Where entry `(b, head, pos, 0)` starts.
+    pub fn at(&self, b: usize, head: usize, pos: usize) -> usize {
+        self.start + b * self.b + head * self.head + pos * self.pos
+    }
+}
+
 /// The float operations the kernels use, for f32 and f64. Kernels that accumulate delicate sums
 /// (norms) go through `f64` with [`Float::from_f64`] and `Into<f64>`.
 pub(crate) trait Float:

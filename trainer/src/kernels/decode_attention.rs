@@ -23,6 +23,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::kernels::custom_op::Strided;
 
 /// Most new positions per row the kernel takes; longer prefills are GEMM-shaped.
 pub const MAX_NEW: usize = 4;
@@ -83,35 +84,6 @@ struct DecodeAttention {
     shared: usize,
 }
 
-/// Where one operand's `[b, heads, positions, d]` entries lie: start and the strides of the
-/// first three dimensions (the last is 1).
-#[derive(Clone, Copy)]
-struct Strided {
-    start: usize,
-    b: usize,
-    head: usize,
-    pos: usize,
-}
-
-impl Strided {
-    fn of(layout: &Layout) -> candle_core::Result<Self> {
-        let s = layout.stride();
-        if s.len() != 4 || s[3] != 1 {
-            candle_core::bail!("decode attention: the last dimension must be contiguous");
-        }
-        Ok(Strided {
-            start: layout.start_offset(),
-            b: s[0],
-            head: s[1],
-            pos: s[2],
-        })
-    }
-
-    fn at(&self, b: usize, head: usize, pos: usize) -> usize {
-        self.start + b * self.b + head * self.head + pos * self.pos
-    }
-}
-
 impl CustomOp3 for DecodeAttention {
     fn name(&self) -> &'static str {
         "decode-attention"
@@ -134,7 +106,10 @@ impl CustomOp3 for DecodeAttention {
         };
         let (b, heads, rows, d) = lq.shape().dims4()?;
         let total = lk.shape().dims4()?.2;
-        let (ks, vs) = (Strided::of(lk)?, Strided::of(lv)?);
+        let (ks, vs) = (
+            Strided::of(lk, "decode attention")?,
+            Strided::of(lv, "decode attention")?,
+        );
         let (t, scale, mask, shared) = (self.t, self.scale, self.mask.as_slice(), self.shared);
         let mut out = vec![0f32; b * heads * rows * d];
         let dims = Dims {

@@ -11,7 +11,7 @@
 //! model (`crate::model`) decides where it is called.
 
 pub mod attention;
-mod custom_op;
+pub(crate) mod custom_op;
 pub mod decode_attention;
 #[cfg(target_arch = "x86_64")]
 mod decode_attention_avx512;

@@ -14,6 +14,7 @@ use std::ops::Range;
 use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, Layout, Tensor};
 
 use crate::error::{Error, Result};
+use crate::kernels::custom_op::Strided;
 
 /// Where a joining row goes in a `[slots, heads, capacity, d]` buffer: row `row` of a `[rows,
 /// heads, len, d]` source, holding its positions `keep`, the first `front` of them at columns
@@ -84,15 +85,6 @@ pub(crate) fn move_row(
     Ok(buffer.inplace_op1(&Move { from, to, columns })?)
 }
 
-/// The strides of a `[slots, heads, positions, d]` operand whose last dimension is contiguous.
-fn strides(layout: &Layout, what: &str) -> candle_core::Result<(usize, usize, usize, usize)> {
-    let s = layout.stride();
-    if s.len() != 4 || s[3] != 1 {
-        candle_core::bail!("{what}: the last dimension must be contiguous");
-    }
-    Ok((layout.start_offset(), s[0], s[1], s[2]))
-}
-
 struct Place<'a> {
     p: Placement<'a>,
     differs: Cell<usize>,
@@ -114,15 +106,17 @@ impl InplaceOp2 for Place<'_> {
             candle_core::bail!("kv-place-row: f32 buffers only");
         };
         let (_, heads, _, d) = l1.shape().dims4()?;
-        let (d0, db, dh, dp) = strides(l1, "kv-place-row")?;
-        let (s0, sb, sh, sp) = strides(l2, "kv-place-row")?;
+        let (to, from) = (
+            Strided::of(l1, "kv-place-row")?,
+            Strided::of(l2, "kv-place-row")?,
+        );
         let p = &self.p;
         let n = p.keep.len();
         let own = n - p.front;
         let mut differs = p.compare;
         for h in 0..heads {
-            let dst_at = |col: usize| d0 + p.slot * db + h * dh + col * dp;
-            let src_at = |pos: u32| s0 + p.row * sb + h * sh + pos as usize * sp;
+            let dst_at = |col: usize| to.at(p.slot, h, col);
+            let src_at = |pos: u32| from.at(p.row, h, pos as usize);
             // The compared columns the slot already holds with the row's bits stay as they are.
             let same = (0..p.compare)
                 .take_while(|&c| {
@@ -162,11 +156,10 @@ impl InplaceOp1 for Move {
             candle_core::bail!("kv-move-row: f32 buffers only");
         };
         let (_, heads, _, d) = layout.shape().dims4()?;
-        let (start, sb, sh, sp) = strides(layout, "kv-move-row")?;
+        let at = Strided::of(layout, "kv-move-row")?;
         for h in 0..heads {
             for c in self.columns.clone() {
-                let from = start + self.from * sb + h * sh + c * sp;
-                let to = start + self.to * sb + h * sh + c * sp;
+                let (from, to) = (at.at(self.from, h, c), at.at(self.to, h, c));
                 buf.copy_within(from..from + d, to);
             }
         }

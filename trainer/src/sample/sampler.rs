@@ -230,8 +230,8 @@ pub struct DecodeCost {
 /// slots, written into the batch's buffers in place (`KvCache::place_row`: the rows that stay
 /// are not copied; a batch with no rows left to join moves its last rows into the freed slots
 /// and shrinks). A restack into new buffers is left for a round's first batch and a joining row
-/// longer than the batch. Rows of a GRPO round end at very different lengths (a few run to the token limit, most
-/// end far sooner), and a batch that decoded its chunk to the end ran its last steps with most
+/// longer than the batch. Rows of a GRPO round end at very different lengths (a few run to the
+/// token limit, most end far sooner), and a batch that decoded its chunk to the end ran its last steps with most
 /// slots empty while the next chunk waited: each step streams every weight once, however few
 /// rows it serves. Each row's arithmetic is the same whatever the batch holds (the decoding
 /// kernels compute row by row, and a row reads another's keys and values only where their bits
@@ -390,9 +390,10 @@ pub fn generate_continuations(
             }
             cost.rebuilds += 1;
             let end = cache.len();
-            let free = live.len() - stay.len();
+            // The finished rows' slots, ascending.
+            let mut free: Vec<usize> = (0..live.len()).filter(|s| !stay.contains(s)).collect();
             let in_place = !live.is_empty()
-                && joining.len() <= free
+                && joining.len() <= free.len()
                 && cache.writable()
                 && joining
                     .iter()
@@ -400,19 +401,13 @@ pub fn generate_continuations(
             if in_place {
                 // Joining rows take the first free slots, written where they are; the rows that
                 // stay are not copied.
-                let mut free: Vec<usize> = (0..live.len())
-                    .filter(|slot| turns.out[live[*slot]].is_some())
-                    .collect();
                 let joined = joining.len();
                 for ((i, row_cache, id), &slot) in joining.into_iter().zip(&free) {
                     let n = row_cache.len();
                     let keep: Vec<u32> = (0..n as u32).collect();
                     let first = n.min(front);
                     cache.place_row(slot, &row_cache, 0, &keep, first)?;
-                    let mut valid = vec![true; first];
-                    valid.extend(std::iter::repeat_n(false, end - n));
-                    valid.extend(std::iter::repeat_n(true, n - first));
-                    key_valid[slot] = valid;
+                    key_valid[slot] = laid_out(n, first, end);
                     next_pos[slot] = n as u32;
                     step_ids[slot] = id;
                     live[slot] = i;
@@ -498,12 +493,7 @@ pub fn generate_continuations(
                 cost.restacks += 1;
                 key_valid = lens
                     .iter()
-                    .map(|&n| {
-                        let mut v = vec![true; common];
-                        v.extend(std::iter::repeat_n(false, width - (n - common)));
-                        v.extend(std::iter::repeat_n(true, n - common));
-                        v
-                    })
+                    .map(|&n| laid_out(n, common, common + width))
                     .collect();
                 next_pos = lens.iter().map(|&n| n as u32).collect();
                 step_ids = stay
@@ -549,6 +539,16 @@ pub fn generate_continuations(
         prefilled,
         cost,
     })
+}
+
+/// Which of a batch row's `end` columns hold its `n` positions, as restacking and writing in
+/// place lay them out: the first `front` at their own columns, the rest right-aligned to `end`,
+/// padding between.
+fn laid_out(n: usize, front: usize, end: usize) -> Vec<bool> {
+    let mut valid = vec![true; front];
+    valid.extend(std::iter::repeat_n(false, end - n));
+    valid.extend(std::iter::repeat_n(true, n - front));
+    valid
 }
 
 /// What the rows of a call to [`generate_continuations`] have generated so far.
